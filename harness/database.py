@@ -1,0 +1,50 @@
+"""One fresh database per scenario, created and dropped with sqlalchemy-utils.
+
+Names carry the process id and a random suffix so that xdist workers and concurrent tox
+environments sharing one server never collide.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import sqlalchemy as sa
+import sqlalchemy_utils
+
+from harness.server import Server
+
+PREFIX = "mh_"
+
+
+def database_name(label: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_")[:24]
+    return f"{PREFIX}{slug}_{os.getpid()}_{secrets.token_hex(3)}"
+
+
+@contextmanager
+def scratch_database(server: Server, label: str) -> Iterator[sa.URL]:
+    """Create an empty database, yield its URL, and drop it whatever happens inside."""
+    url = server.database_url(database_name(label))
+    sqlalchemy_utils.create_database(url)
+    try:
+        yield url
+    finally:
+        if sqlalchemy_utils.database_exists(url):
+            sqlalchemy_utils.drop_database(url)
+
+
+def leftover_databases(server: Server) -> list[str]:
+    """Databases this harness made that still exist (for the no-leftovers checks)."""
+    engine = sa.create_engine(server.url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.text("SELECT datname FROM pg_database WHERE datname LIKE :p"), {"p": PREFIX + "%"}
+            )
+            return sorted(r[0] for r in rows)
+    finally:
+        engine.dispose()

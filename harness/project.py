@@ -1,0 +1,65 @@
+"""The temporary project: the article's files from ``fixtures/project``, made to point at one
+scenario's database and to hold one step's models.
+
+Only three things ever differ from the fixture: the ``DATABASE_URL`` line of ``.flaskenv``,
+the model classes appended to ``app/models.py``, and the ``Migrate(...)`` options a scenario
+asks for. Keeping the edits this narrow is what lets a scenario speak for the article.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "project"
+MIGRATE_CALL = "Migrate(app, db)"
+
+
+@dataclass(frozen=True)
+class Project:
+    root: Path
+    models_offset: int  # line in app/models.py where the step's models begin, minus one
+
+    @property
+    def models_file(self) -> Path:
+        return self.root / "app" / "models.py"
+
+    @property
+    def versions_dir(self) -> Path:
+        return self.root / "migrations" / "versions"
+
+    def revision_files(self) -> list[Path]:
+        if not self.versions_dir.is_dir():
+            return []
+        return sorted(self.versions_dir.glob("*.py"))
+
+    def write_models(self, models: str) -> None:
+        header = (FIXTURE / "app" / "models.py").read_text()
+        self.models_file.write_text(header + "\n\n" + models)
+        for cache in self.root.rglob("__pycache__"):
+            shutil.rmtree(cache, ignore_errors=True)
+
+
+def _migrate_call(options: dict[str, Any]) -> str:
+    if not options:
+        return MIGRATE_CALL
+    args = ", ".join(f"{key}={value!r}" for key, value in options.items())
+    return f"Migrate(app, db, {args})"
+
+
+def create_project(dest: Path, database_url: str, migrate_options: dict[str, Any] | None = None) -> Project:
+    """Copy the fixture into `dest` (which must not exist yet) and point it at the database."""
+    shutil.copytree(FIXTURE, dest)
+    flaskenv = dest / ".flaskenv"
+    text = flaskenv.read_text()
+    text, count = re.subn(r"(?m)^DATABASE_URL=.*$", lambda _: f"DATABASE_URL={database_url}", text)
+    if count != 1:
+        raise RuntimeError(f"{FIXTURE / '.flaskenv'} must have exactly one DATABASE_URL line")
+    flaskenv.write_text(text)
+    init = dest / "app" / "__init__.py"
+    init.write_text(init.read_text().replace(MIGRATE_CALL, _migrate_call(migrate_options or {})))
+    header_lines = (FIXTURE / "app" / "models.py").read_text().count("\n")
+    return Project(root=dest, models_offset=header_lines + 2)

@@ -1,0 +1,290 @@
+"""Running one scenario: project, database, commands, observations, invariants.
+
+The runner only observes. It never decides whether a scenario "passed" against a snapshot;
+it returns a `ScenarioRun` that says what happened, including the first unexpected failure
+(as a message that names the scenario file, the step and what to do), and leaves the
+comparison to `snapshot`.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from harness import commands, schema
+from harness.database import scratch_database
+from harness.migration import Revision, RevisionFileError, read_revision
+from harness.project import Project, create_project
+from harness.scenario import Command, Scenario, Step
+from harness.server import Server
+from harness.stacks import StackEnv
+
+# Alembic logs each change autogenerate finds as "INFO  [alembic.autogenerate.compare...] Detected
+# ...". Other loggers also say "Detected" for things that are not changes (a SERIAL sequence).
+DETECTED = re.compile(r"\[alembic\.autogenerate[^\]]*\] Detected (.+?)\s*$", re.MULTILINE)
+DRIFT_CHECK_MESSAGE = "harness drift check"
+
+# A runner turns (project folder, `flask db` arguments) into a CommandResult.
+FlaskDb = Callable[[Path, list[str]], commands.CommandResult]
+
+
+@dataclass
+class CommandRecord:
+    command: Command
+    result: commands.CommandResult | None = None  # None for the harness's own SQL
+    rows: list[list[Any]] | None = None  # for `query`
+    sql_error: str | None = None
+
+
+@dataclass
+class StepRecord:
+    step: Step
+    commands: list[CommandRecord] = field(default_factory=list)
+    revisions: list[Revision] = field(default_factory=list)
+    detected: list[str] = field(default_factory=list)
+    schema: dict[str, Any] | None = None
+
+
+@dataclass
+class InvariantResult:
+    name: str
+    ok: bool
+    detail: str = ""
+    known: str | None = None  # the scenario's reason when it declares this failure as known
+
+
+@dataclass
+class ScenarioRun:
+    scenario: Scenario
+    stack: StackEnv
+    steps: list[StepRecord] = field(default_factory=list)
+    invariants: list[InvariantResult] = field(default_factory=list)
+    error: str | None = None  # the first unexpected failure, ready to show to the author
+    replacements: dict[str, str] = field(default_factory=dict)  # volatile text -> placeholder
+
+    @property
+    def revision_ids(self) -> list[str]:
+        return [r.revision for s in self.steps for r in s.revisions]
+
+
+def subprocess_runner(stack: StackEnv, timeout: float) -> FlaskDb:
+    def run(project: Path, args: list[str]) -> commands.CommandResult:
+        return commands.flask_db(stack.bin_dir, project, args, timeout)
+
+    return run
+
+
+def map_model_lines(text: str, project: Project, step: Step, scenario_path: Path) -> str:
+    """Point tracebacks through app/models.py at the scenario file's own lines."""
+    if not step.models_line:
+        return text
+    pattern = re.compile(r'File "[^"]*app/models\.py", line (\d+)')
+
+    def repl(match: re.Match[str]) -> str:
+        line = int(match.group(1))
+        scenario_line = step.models_line + line - project.models_offset - 1
+        return f'File "{scenario_path}", line {scenario_line} (app/models.py line {line})'
+
+    return pattern.sub(repl, text)
+
+
+def _flask_args(command: Command) -> list[str]:
+    if command.name == "migrate":
+        return ["migrate", "-m", command.arg or ""]
+    return [command.name, *([command.arg] if command.arg else [])]
+
+
+def _run_sql(url: sa.URL, command: Command, record: CommandRecord) -> None:
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.begin() as conn:
+            result = conn.execute(sa.text(command.arg or ""))
+            if command.name == "query":
+                record.rows = [[_plain(v) for v in row] for row in result]
+    except sa.exc.DBAPIError as exc:
+        record.sql_error = str(exc.orig).strip()
+    finally:
+        engine.dispose()
+
+
+def _plain(value: Any) -> Any:
+    return value if value is None or isinstance(value, bool | int | float | str) else str(value)
+
+
+class _Run:
+    """State of one scenario run; `execute` drives it and never raises for scenario problems."""
+
+    def __init__(self, scenario: Scenario, stack: StackEnv, flask_db: FlaskDb, project: Project, url: sa.URL):
+        self.scenario, self.flask_db, self.project, self.url = scenario, flask_db, project, url
+        self.run = ScenarioRun(scenario=scenario, stack=stack)
+
+    def fail(self, step: Step, command: Command | None, what: str, todo: str) -> None:
+        where = f"{self.scenario.path}:{command.line if command else step.line}"
+        cmd = f", command `{command.label}`" if command else ""
+        self.run.error = f"{where}: step {step.name!r}{cmd}: {what}\nWhat to do: {todo}"
+
+    def execute(self) -> ScenarioRun:
+        for step in self.scenario.steps:
+            record = StepRecord(step=step)
+            self.run.steps.append(record)
+            if step.models is not None:
+                self.project.write_models(step.models)
+            for command in step.commands:
+                if not self._command(step, record, command):
+                    record.schema = schema.inspect_schema(self.url)
+                    return self.run
+            record.schema = schema.inspect_schema(self.url)
+        self._invariants()
+        return self.run
+
+    def _command(self, step: Step, record: StepRecord, command: Command) -> bool:
+        entry = CommandRecord(command=command)
+        record.commands.append(entry)
+        if command.name in ("sql", "query"):
+            _run_sql(self.url, command, entry)
+            failed, output = entry.sql_error is not None, entry.sql_error or ""
+        else:
+            before = set(self.project.revision_files())
+            result = self.flask_db(self.project.root, _flask_args(command))
+            entry.result = result
+            output = map_model_lines(result.output, self.project, step, self.scenario.path)
+            if result.timed_out:
+                self.fail(
+                    step,
+                    command,
+                    f"timed out; output so far:\n{output}",
+                    "look for a hang in the models or the migration, or raise --command-timeout",
+                )
+                return False
+            failed = not result.ok
+            if command.name == "migrate" and not failed:
+                record.detected += DETECTED.findall(result.output)
+                try:
+                    record.revisions += [
+                        read_revision(p) for p in sorted(set(self.project.revision_files()) - before)
+                    ]
+                except RevisionFileError as exc:
+                    self.fail(step, command, str(exc), "check the stack's Alembic templates")
+                    return False
+        if failed and not command.expect_failure:
+            self.fail(
+                step,
+                command,
+                f"failed unexpectedly:\n{output}",
+                "fix the models or the command, or mark the command `expect: failure` "
+                "if the failure is what the scenario shows",
+            )
+            return False
+        if command.expect_failure and not failed:
+            self.fail(
+                step,
+                command,
+                "succeeded, but the scenario expects it to fail",
+                "remove `expect: failure` if success is now the right behaviour",
+            )
+            return False
+        return True
+
+    def _ends_at_head(self) -> bool:
+        last = self.scenario.steps[-1].commands[-1]
+        return last.name == "upgrade" and last.arg in (None, "head") and not last.expect_failure
+
+    def _invariants(self) -> None:
+        if not self._ends_at_head():
+            return
+        known = self.scenario.known_failures
+        for name, check in (("autogenerate_clean", self._autogenerate_clean), ("roundtrip", self._roundtrip)):
+            ok, detail = check()
+            result = InvariantResult(name=name, ok=ok, detail=detail, known=known.get(name))
+            self.run.invariants.append(result)
+            if ok and name in known:
+                self.run.error = (
+                    f"{self.scenario.path}: known_failures lists {name!r} ({known[name]}), "
+                    "but it now holds.\n"
+                    f"What to do: remove {name!r} from known_failures and update the snapshot."
+                )
+
+    def _autogenerate_clean(self) -> tuple[bool, str]:
+        """After the last upgrade, autogenerate must find nothing: models and database agree."""
+        before = set(self.project.revision_files())
+        result = self.flask_db(self.project.root, ["migrate", "-m", DRIFT_CHECK_MESSAGE])
+        new = sorted(set(self.project.revision_files()) - before)
+        ops = []
+        for path in new:
+            try:
+                ops += [op.as_dict() for op in read_revision(path).upgrade_ops]
+            except RevisionFileError as exc:
+                ops.append({"unreadable": str(exc)})
+            path.unlink()
+        if not result.ok:
+            return False, f"`flask db migrate` failed (exit {result.exit_code}): {result.output[-500:]}"
+        if new:
+            return False, f"autogenerate still finds changes after the last upgrade: {ops}"
+        return True, ""
+
+    def _roundtrip(self) -> tuple[bool, str]:
+        """Downgrade to base, then upgrade again: the schema must come back the same."""
+        expected = schema.inspect_schema(self.url)
+        down = self.flask_db(self.project.root, ["downgrade", "base"])
+        if not down.ok:
+            return False, f"`flask db downgrade base` failed: {_last_line(down.output)}"
+        at_base = schema.inspect_schema(self.url)
+        leftovers = [f"table {t}" for t in at_base["tables"]] + [
+            f"enum {e['name']}" for e in at_base["enums"]
+        ]
+        up = self.flask_db(self.project.root, ["upgrade"])
+        if not up.ok:
+            return False, f"upgrade after downgrade to base failed: {_last_line(up.output)}" + (
+                f" (left at base: {', '.join(leftovers)})" if leftovers else ""
+            )
+        if leftovers:
+            return False, f"downgrade to base left: {', '.join(leftovers)}"
+        again = schema.inspect_schema(self.url)
+        if again != expected:
+            changed = sorted(k for k in expected if expected[k] != again[k])
+            return False, f"schema differs after downgrade base + upgrade in: {', '.join(changed)}"
+        return True, ""
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def run_scenario(
+    scenario: Scenario,
+    stack: StackEnv,
+    server: Server,
+    flask_db: FlaskDb | None = None,
+    timeout: float = commands.DEFAULT_TIMEOUT,
+    keep: Path | None = None,
+) -> ScenarioRun:
+    """Run every step of `scenario` on a fresh project and database; clean both up after."""
+    flask_db = flask_db or subprocess_runner(stack, timeout)
+    tmp = Path(tempfile.mkdtemp(prefix=f"migrate-harness-{scenario.id}-"))
+    try:
+        with scratch_database(server, scenario.id) as url:
+            project = create_project(
+                tmp / "project", url.render_as_string(hide_password=False), scenario.migrate_options
+            )
+            state = _Run(scenario, stack, flask_db, project, url)
+            run = state.execute()
+            run.replacements = {
+                str(project.root): "<project>",
+                str(stack.path): "<venv>",
+                url.render_as_string(hide_password=False): "<database-url>",
+                str(url.database): "<database>",
+            }
+            return run
+    finally:
+        if keep is not None:
+            dest = keep / tmp.name
+            shutil.copytree(tmp, dest, dirs_exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,208 @@
+"""Scenario files: YAML in, validated dataclasses out.
+
+A scenario is the one thing an author writes, so its errors must point at the author's file
+and line, never at a traceback inside the harness. Validation is done by JSON Schema
+(``scenario.schema.json``) on the loaded data; the YAML node tree is kept only to turn a
+schema error's path back into a line number.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+COMMAND_NAMES = ("init", "migrate", "upgrade", "downgrade", "sql", "query")
+
+
+class ScenarioError(Exception):
+    """A scenario file that cannot be used; the message names file, line and what to do."""
+
+
+@dataclass(frozen=True)
+class Command:
+    """One thing a step does: a ``flask db`` command, or SQL run by the harness itself."""
+
+    name: str  # one of COMMAND_NAMES
+    arg: str | None = None  # migrate message, upgrade/downgrade target, SQL text
+    expect_failure: bool = False
+    line: int = 0
+
+    @property
+    def label(self) -> str:
+        """How the command reads in reports: the CLI line a reader would type."""
+        if self.name == "migrate":
+            return f"flask db migrate -m {self.arg!r}"
+        if self.name in ("sql", "query"):
+            return f"{self.name}: {self.arg}"
+        return " ".join(["flask db", self.name, *([self.arg] if self.arg else [])])
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    models: str | None  # None: the models stay as the previous step left them
+    models_line: int  # 1-based line in the scenario file where the models text starts
+    commands: tuple[Command, ...]
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class Scenario:
+    id: str
+    title: str
+    path: Path
+    steps: tuple[Step, ...]
+    migrate_options: dict[str, Any] = field(default_factory=dict)
+    known_failures: dict[str, str] = field(default_factory=dict)  # invariant name -> why
+
+    @property
+    def snapshot_dir(self) -> Path:
+        return self.path.parent / "__snapshots__"
+
+
+def _schema() -> dict[str, Any]:
+    text = resources.files("harness").joinpath("scenario.schema.json").read_text()
+    return json.loads(text)
+
+
+def _node_at(node: yaml.Node, path: list[Any]) -> yaml.Node:
+    """Follow a JSON path through the composed YAML tree, as far as it goes."""
+    for part in path:
+        if isinstance(node, yaml.MappingNode):
+            match = [v for k, v in node.value if k.value == part]
+            if not match:
+                break
+            node = match[0]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            break
+    return node
+
+
+def _key_line(node: yaml.Node, key: str) -> int | None:
+    if isinstance(node, yaml.MappingNode):
+        for k, _ in node.value:
+            if k.value == key:
+                return k.start_mark.line + 1
+    return None
+
+
+def _where(path: list[Any]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _describe(error: jsonschema.ValidationError, root: yaml.Node) -> tuple[int, str]:
+    """Turn a schema error into (line, message) in the author's terms."""
+    path = list(error.absolute_path)
+    node = _node_at(root, path)
+    line = node.start_mark.line + 1
+    where = _where(path)
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        key = extra[0] if extra else "?"
+        line = _key_line(node, key) or line
+        if not error.absolute_path or "commands" not in error.absolute_path:
+            return line, f"{where}: unknown key {key!r}; allowed keys here: {', '.join(allowed)}"
+        return line, f"{where}: unknown key {key!r}; a command is one of {', '.join(COMMAND_NAMES)}"
+    if error.validator == "oneOf" and isinstance(error.instance, dict):
+        return line, f"{where}: a command needs exactly one of {', '.join(COMMAND_NAMES)}"
+    if error.validator == "anyOf":
+        # Report the branch written for this kind of value, so 'upgarde' is called an
+        # unknown command, not "not valid under any of the given schemas".
+        context = error.context or []
+        wrong_shape = {e.schema_path[0] for e in context if e.validator == "type" and not e.relative_path}
+        shaped = [e for e in context if e.schema_path[0] not in wrong_shape]
+        if shaped:
+            return _describe(shaped[0], root)
+    if error.validator == "enum" and "commands" in path:
+        return line, (
+            f"{where}: unknown command {error.instance!r}; write init or upgrade alone, "
+            "or one of migrate, upgrade, downgrade, sql, query with a value (migrate: a message)"
+        )
+    return line, f"{where}: {error.message}"
+
+
+def _step_commands(raw: list[Any], nodes: yaml.SequenceNode) -> tuple[Command, ...]:
+    commands = []
+    for item, node in zip(raw, nodes.value, strict=True):
+        line = node.start_mark.line + 1
+        if isinstance(item, str):
+            commands.append(Command(name=item, line=line))
+            continue
+        name = next(k for k in COMMAND_NAMES if k in item)
+        arg = item[name]
+        commands.append(
+            Command(
+                name=name,
+                arg=None if arg is None else str(arg),
+                expect_failure=item.get("expect") == "failure",
+                line=line,
+            )
+        )
+    return tuple(commands)
+
+
+def _text_start(node: yaml.Node) -> int:
+    """1-based line of a scalar's first character of content (block scalars start a line later)."""
+    if isinstance(node, yaml.ScalarNode) and node.style in ("|", ">"):
+        return node.start_mark.line + 2
+    return node.start_mark.line + 1
+
+
+def parse_scenario(text: str, path: Path) -> Scenario:
+    """Parse and validate one scenario file's text; raise ScenarioError naming file and line."""
+    try:
+        root = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else 1
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ScenarioError(f"{path}:{line}: not valid YAML: {problem}. Fix the YAML syntax.") from None
+    if root is None:
+        raise ScenarioError(f"{path}:1: the file is empty; a scenario needs id, title and steps.")
+    validator = jsonschema.Draft202012Validator(_schema())
+    errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        described = sorted({_describe(e, root) for e in errors})
+        lines = [f"{path}:{line}: {msg}" for line, msg in described]
+        raise ScenarioError(
+            "\n".join(lines) + "\nFix the scenario file; its format is described in docs/scenarios.md."
+        )
+    steps_node = _node_at(root, ["steps"])
+    steps = []
+    for index, raw_step in enumerate(data["steps"]):
+        step_node = steps_node.value[index]
+        models_node = _node_at(step_node, ["models"])
+        steps.append(
+            Step(
+                name=raw_step["name"],
+                models=raw_step.get("models"),
+                models_line=_text_start(models_node) if "models" in raw_step else 0,
+                commands=_step_commands(raw_step["commands"], _node_at(step_node, ["commands"])),
+                line=step_node.start_mark.line + 1,
+            )
+        )
+    return Scenario(
+        id=data["id"],
+        title=data["title"],
+        path=path,
+        steps=tuple(steps),
+        migrate_options=dict(data.get("migrate_options", {})),
+        known_failures=dict(data.get("known_failures", {})),
+    )
+
+
+def load_scenario(path: Path) -> Scenario:
+    return parse_scenario(path.read_text(encoding="utf-8"), path)

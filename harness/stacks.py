@@ -1,0 +1,141 @@
+"""Stacks: named requirement lists, each installed into a virtual environment of its own.
+
+The project under test never runs in the harness's environment: a claim about the article's
+install line must be checked against exactly what that line installs. Environments are built
+with uv and cached under a key made of the requirements and the interpreter, so a warm run
+pays nothing; a file lock makes concurrent builders (xdist workers, two tox runs) safe.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import uv
+
+DEFAULT_STACKS_FILE = Path(__file__).resolve().parent.parent / "stacks.toml"
+BUILD_TIMEOUT = 900
+
+
+class StackError(Exception):
+    """A stack that cannot be defined or installed; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Stack:
+    name: str
+    description: str
+    requirements: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StackEnv:
+    """An installed stack: where its interpreter lives and what it installed."""
+
+    stack: Stack
+    path: Path
+    versions: dict[str, str]  # distribution name -> version, as installed
+    python_version: str
+
+    @property
+    def bin_dir(self) -> Path:
+        return self.path / "bin"
+
+    def executable(self, name: str) -> Path:
+        return self.bin_dir / name
+
+
+def load_stacks(path: Path = DEFAULT_STACKS_FILE) -> dict[str, Stack]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise StackError(f"{path}: cannot read the stacks file: {exc}") from None
+    stacks = {}
+    for name, table in data.items():
+        reqs = table.get("requirements")
+        if not isinstance(reqs, list) or not all(isinstance(r, str) for r in reqs):
+            raise StackError(f"{path}: stack [{name}] needs `requirements`, a list of requirement strings")
+        stacks[name] = Stack(name, str(table.get("description", "")), tuple(reqs))
+    return stacks
+
+
+def default_cache_root() -> Path:
+    env = os.environ.get("MIGRATE_HARNESS_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "migrate-harness"
+
+
+def base_python() -> str:
+    """The interpreter the harness runs on, outside any virtual environment."""
+    return getattr(sys, "_base_executable", sys.executable)
+
+
+def _python_version(python: str) -> str:
+    out = subprocess.run(
+        [python, "-c", "import platform; print(platform.python_version())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.strip()
+
+
+def _env_key(stack: Stack, python_version: str) -> str:
+    # The date is part of the key: requirement ranges resolve to newer releases over time, and
+    # a stack is meant to be what a reader installing today gets. uv's own cache makes the
+    # daily rebuild cost about a second.
+    today = datetime.now(UTC).date().isoformat()
+    blob = json.dumps([stack.requirements, python_version, sys.platform, today])
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def _run_uv(args: list[str], stack: Stack) -> str:
+    cmd = [uv.find_uv_bin(), *args]
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=BUILD_TIMEOUT, env=env)
+    except subprocess.TimeoutExpired:
+        raise StackError(f"stack {stack.name!r}: `uv {args[0]}` took over {BUILD_TIMEOUT}s") from None
+    if done.returncode != 0:
+        raise StackError(
+            f"stack {stack.name!r}: `uv {' '.join(args[:2])}` failed (exit {done.returncode}).\n"
+            f"{done.stderr.strip()}\nCheck the stack's requirements in stacks.toml."
+        )
+    return done.stdout
+
+
+def ensure_env(stack: Stack, cache_root: Path | None = None, python: str | None = None) -> StackEnv:
+    """Return the stack's environment, building it first if the cache does not hold it."""
+    python = python or base_python()
+    py_version = _python_version(python)
+    root = (cache_root or default_cache_root()) / "stacks"
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / f"{stack.name}-{_env_key(stack, py_version)}"
+    marker = path / "migrate-harness.json"
+    with open(root / f"{path.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not marker.exists():
+            for old in root.glob(f"{stack.name}-*"):
+                if old.is_dir():
+                    shutil.rmtree(old, ignore_errors=True)
+            _run_uv(["venv", "--quiet", "--python", python, str(path)], stack)
+            _run_uv(
+                ["pip", "install", "--quiet", "--python", str(path / "bin" / "python"), *stack.requirements],
+                stack,
+            )
+            freeze = _run_uv(["pip", "freeze", "--python", str(path / "bin" / "python")], stack)
+            versions = dict(line.split("==", 1) for line in freeze.splitlines() if "==" in line)
+            marker.write_text(json.dumps({"versions": versions, "python": py_version}, indent=1))
+    data = json.loads(marker.read_text())
+    return StackEnv(stack=stack, path=path, versions=data["versions"], python_version=data["python"])
