@@ -284,3 +284,15 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         terminalreporter.write_line(
             "  no scenario uses these files: delete them, or restore their scenarios."
         )
+
+
+@pytest.fixture(scope="session")
+def harness_server(pytestconfig: pytest.Config) -> Server:
+    """The session's PostgreSQL server (throwaway, or the one --pg-url names), for tests."""
+    return harness(pytestconfig).server()
+
+
+@pytest.fixture(scope="session")
+def harness_stack(pytestconfig: pytest.Config) -> StackEnv:
+    """The first selected stack's environment (default: current), for tests."""
+    return harness(pytestconfig).stack_env(stacks_for(pytestconfig, DEFAULT_SCENARIO_STACK)[0])
