@@ -17,8 +17,9 @@ import yaml
 
 from harness import snapshot
 from harness.commands import DEFAULT_TIMEOUT
+from harness.fastrunner import ForkServer, ForkServerError, fork_runner
 from harness.observations import observe
-from harness.runner import ScenarioRun, run_scenario
+from harness.runner import FlaskDb, ScenarioRun, run_scenario, subprocess_runner
 from harness.scenario import Scenario, ScenarioError, load_scenario
 from harness.server import URL_ENV, Server, ServerError, ThrowawayServer, existing_server
 from harness.stacks import StackEnv, StackError, ensure_env, load_stacks
@@ -60,6 +61,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help=f"stop a flask db command after this long (default {DEFAULT_TIMEOUT:g})",
     )
     group.addoption(
+        "--runner",
+        choices=("subprocess", "fork"),
+        default="subprocess",
+        help="how flask db commands run: one process each (subprocess, default) or forked from a "
+        "pre-imported parent in the stack's interpreter (fork, faster; see docs/performance.md)",
+    )
+    group.addoption(
         "--keep-projects",
         default=None,
         metavar="DIR",
@@ -76,6 +84,7 @@ class Harness:
         self._throwaway: ThrowawayServer | None = None
         self._server_error: str | None = None
         self._envs: dict[str, StackEnv | str] = {}
+        self._forkservers: dict[str, ForkServer] = {}
         self.stacks = load_stacks()
         self.written: list[Path] = []
 
@@ -106,7 +115,19 @@ class Harness:
             raise StackError(env)
         return env
 
+    def runner(self, env: StackEnv, timeout: float) -> FlaskDb:
+        """The --runner the session asked for; fork servers are shared per stack and stopped in close."""
+        if self.config.getoption("runner") != "fork":
+            return subprocess_runner(env, timeout)
+        name = env.stack.name
+        if name not in self._forkservers or self._forkservers[name].process.poll() is not None:
+            self._forkservers[name] = ForkServer.start(env)
+        return fork_runner(self._forkservers[name], timeout)
+
     def close(self) -> None:
+        for server in self._forkservers.values():
+            server.stop()
+        self._forkservers.clear()
         if self._throwaway is not None:
             self._throwaway.stop()
             self._throwaway = None
@@ -130,6 +151,11 @@ def pytest_configure(config: pytest.Config) -> None:
     unknown = [s for s in config.getoption("stack") if s not in h.stacks]
     if unknown:
         raise pytest.UsageError(f"unknown stack(s) {unknown}; stacks.toml defines {sorted(h.stacks)}")
+    # One malformed scenario file must not stop the others: its collection error is reported
+    # (and fails the run) while every other scenario still runs. `-x`/`--maxfail` keep pytest's
+    # stop-early behaviour.
+    if not config.option.maxfail:
+        config.option.continue_on_collection_errors = True
     # SIGTERM (CI cancelling a job) gets the same orderly teardown as Ctrl-C: no server,
     # database or temporary folder left behind.
     if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
@@ -182,13 +208,15 @@ class ScenarioItem(pytest.Item):
         try:
             env = h.stack_env(self.stack)
             server = h.server()
-        except (StackError, ServerError) as exc:
+            flask_db = h.runner(env, self.config.getoption("command_timeout"))
+        except (StackError, ServerError, ForkServerError) as exc:
             raise ScenarioFailed(f"{self.scenario.path}: cannot run on stack {self.stack!r}: {exc}") from None
         keep = self.config.getoption("keep_projects")
         self.run = run_scenario(
             self.scenario,
             env,
             server,
+            flask_db=flask_db,
             timeout=self.config.getoption("command_timeout"),
             keep=Path(keep) if keep else None,
         )
@@ -199,7 +227,9 @@ class ScenarioItem(pytest.Item):
             for inv in self.run.invariants
             if not inv.ok and not inv.known
         ]
-        if self.config.getoption("snapshot_update"):
+        if self.run.error:
+            pass  # the run stopped early: its error is the story, a snapshot diff would be noise
+        elif self.config.getoption("snapshot_update"):
             written = snapshot.update(observed, self.scenario.path, self.scenario.id, self.stack)
             if written:
                 self.user_properties.append(("snapshot_written", str(written)))

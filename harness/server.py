@@ -22,6 +22,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -162,7 +163,7 @@ class ThrowawayServer:
                 f"Point the harness at a running server instead with --pg-url or {URL_ENV}."
             ) from None
         url = sa.URL.create("postgresql+psycopg2", "postgres", password, "127.0.0.1", port, "postgres")
-        return Server(url=url, version=server_version(url), origin=f"throwaway, pg_ctl at {self.pg_ctl}")
+        return Server(url=url, version=_wait_until_ready(url), origin=f"throwaway, pg_ctl at {self.pg_ctl}")
 
     def stop(self) -> None:
         if self.executor is not None:
@@ -174,6 +175,18 @@ class ThrowawayServer:
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
             self.folder = None
+
+
+def _wait_until_ready(url: sa.URL, seconds: float = 60.0) -> str:
+    """The executor returns once the port accepts TCP; logins may still get "starting up"."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return server_version(url)
+        except sa.exc.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 def server_version(url: sa.URL) -> str:

@@ -1,0 +1,106 @@
+"""Scenario parsing and every kind of validation error: file, line and key in the message."""
+
+from pathlib import Path
+
+import pytest
+
+from harness.scenario import ScenarioError, parse_scenario
+
+PATH = Path("scenarios/x/example.yaml")
+
+GOOD = """\
+id: example
+title: an example
+migrate_options:
+  compare_server_default: true
+steps:
+  - name: first
+    models: |
+      class Owner(db.Model):
+          id = db.Column(db.Integer, primary_key=True)
+    commands:
+      - init
+      - migrate: "it's \\"quoted\\" & $(not a shell)"
+      - upgrade
+  - name: second
+    commands:
+      - downgrade: base
+        expect: failure
+      - upgrade: head
+      - sql: INSERT INTO owners DEFAULT VALUES
+      - query: SELECT id FROM owners
+"""
+
+
+def error_of(text: str) -> str:
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(text, PATH)
+    return str(info.value)
+
+
+def test_a_valid_scenario_parses_into_steps_and_commands():
+    scenario = parse_scenario(GOOD, PATH)
+    assert scenario.id == "example"
+    assert scenario.migrate_options == {"compare_server_default": True}
+    first, second = scenario.steps
+    assert first.models.startswith("class Owner(db.Model):")
+    assert first.models_line == 8  # the line after `models: |`
+    assert [c.name for c in first.commands] == ["init", "migrate", "upgrade"]
+    assert first.commands[1].arg == 'it\'s "quoted" & $(not a shell)'
+    assert first.commands[1].line == 12
+    assert second.models is None
+    downgrade = second.commands[0]
+    assert (downgrade.name, downgrade.arg, downgrade.expect_failure) == ("downgrade", "base", True)
+    assert second.commands[1].arg == "head"
+    assert [c.name for c in second.commands[2:]] == ["sql", "query"]
+
+
+def test_a_misspelt_bare_command_names_the_line_and_the_word():
+    text = GOOD.replace("      - upgrade\n  - name: second", "      - upgarde\n  - name: second")
+    message = error_of(text)
+    assert "scenarios/x/example.yaml:13:" in message
+    assert "steps[0].commands[2]" in message
+    assert "unknown command 'upgarde'" in message
+
+
+def test_a_misspelt_command_key_names_the_line_and_the_key():
+    text = GOOD.replace("      - upgrade: head", "      - upgarde: head")
+    message = error_of(text)
+    assert "example.yaml:18:" in message
+    assert "unknown key 'upgarde'" in message
+
+
+def test_an_unknown_step_key_lists_the_allowed_keys():
+    message = error_of(GOOD.replace("    models: |", "    modles: |"))
+    assert "example.yaml:7:" in message
+    assert "unknown key 'modles'; allowed keys here: commands, models, name" in message
+
+
+def test_a_missing_field_is_named():
+    message = error_of(GOOD.replace("title: an example\n", ""))
+    assert "example.yaml:1:" in message and "'title' is a required property" in message
+
+
+def test_a_wrong_type_names_the_key_and_line():
+    message = error_of(GOOD.replace("  - name: second\n", "  - name: second\n    models: 3\n"))
+    assert "example.yaml:15:" in message and "steps[1].models: 3 is not of type 'string'" in message
+
+
+def test_two_commands_in_one_item_are_refused():
+    message = error_of(GOOD.replace("      - upgrade: head", "      - upgrade: head\n        migrate: m"))
+    assert "example.yaml:18:" in message and "needs exactly one of" in message
+
+
+def test_malformed_yaml_names_the_line():
+    message = error_of("id: a\ntitle: t\nsteps:\n  - name: s\n   commands: [init]\n")
+    assert "example.yaml:5:" in message and "not valid YAML" in message
+
+
+def test_an_empty_file_is_refused():
+    assert "the file is empty" in error_of("")
+
+
+def test_a_bad_id_and_a_bad_option_name_are_refused():
+    message = error_of(GOOD.replace("id: example", "id: Bad Id").replace("compare_server_default", "a-b"))
+    assert "example.yaml:1:" in message and "id: 'Bad Id' does not match" in message
+    assert "example.yaml:4:" in message
