@@ -1,0 +1,185 @@
+"""The fork runner: ``flask db`` commands forked from a pre-imported parent in the stack's interpreter.
+
+A ``flask db`` command run as a process spends most of its time importing Flask, SQLAlchemy,
+Alembic and psycopg2. `ForkServer` starts ``forkserver_main.py`` once per stack with the stack's
+own interpreter and the reader's environment; it imports those libraries (never the project's
+app) and forks one child per command. The child takes the command's folder, environment
+(`commands.reader_env`, so no ``FLASK_APP``: ``.flaskenv`` must supply it), argv and its own
+stdout/stderr, then runs the stack's real ``flask`` console script. The app and the models are
+therefore imported afresh by every command, as in the subprocess runner, and the result comes
+back as the same `CommandResult`.
+
+Timeouts are enforced by the server (it kills the child's whole session); if the harness is
+interrupted mid-command, it kills the child and the server itself. `stop` (or leaving the
+``with`` block) ends the server: nothing is left running.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import io
+import json
+import os
+import select
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from harness import commands
+from harness.runner import FlaskDb
+from harness.stacks import StackEnv
+
+SERVER_SCRIPT = Path(__file__).resolve().parent / "forkserver_main.py"
+STARTUP_TIMEOUT = 120.0
+# Extra time the harness waits for a reply beyond the command's own timeout, which the server
+# enforces; past it the server itself is considered hung.
+REPLY_GRACE = 30.0
+
+
+class ForkServerError(Exception):
+    """The fork server could not start or stopped answering; the message says what to do."""
+
+
+def _text(data: bytes) -> str:
+    """Decode like `subprocess` with text=True: locale encoding, universal newlines."""
+    return io.TextIOWrapper(io.BytesIO(data)).read()
+
+
+@dataclass
+class ForkServer:
+    """One running fork server for one stack. Serves one command at a time (a lock)."""
+
+    stack: StackEnv
+    process: subprocess.Popen[bytes]
+    log: IO[bytes]  # the server's own stderr, shown when it fails
+    hello: dict[str, Any]
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def start(cls, stack: StackEnv, startup_timeout: float = STARTUP_TIMEOUT) -> ForkServer:
+        python = stack.executable("python")
+        log = tempfile.TemporaryFile(prefix="migrate-harness-forkserver-")  # noqa: SIM115 (closed in stop)
+        process = subprocess.Popen(
+            [str(python), str(SERVER_SCRIPT)],
+            cwd="/",
+            env=commands.reader_env(stack.bin_dir),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            start_new_session=True,
+        )
+        server = cls(stack=stack, process=process, log=log, hello={})
+        try:
+            server.hello = server._read(startup_timeout, "starting")
+        except BaseException:
+            server.stop()
+            raise
+        return server
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def _log_tail(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")[-2000:].strip()
+
+    def _fail(self, what: str) -> ForkServerError:
+        tail = self._log_tail()
+        self.stop()
+        return ForkServerError(
+            f"fork server for stack {self.stack.stack.name!r} ({self.stack.executable('python')}) {what}."
+            + (f"\nIts stderr:\n{tail}" if tail else "")
+            + "\nWhat to do: run with --runner subprocess to see whether the stack itself works, "
+            "and report the fork server's error."
+        )
+
+    def _read(self, timeout: float, doing: str) -> dict[str, Any]:
+        stdout = self.process.stdout
+        assert stdout is not None
+        ready, _, _ = select.select([stdout], [], [], timeout)
+        if not ready:
+            raise self._fail(f"did not answer within {timeout:g}s while {doing}")
+        line = stdout.readline()
+        if not line:
+            raise self._fail(f"exited (code {self.process.wait()}) while {doing}")
+        return json.loads(line)
+
+    def run(
+        self, argv: list[str], cwd: Path, env: dict[str, str], timeout: float = commands.DEFAULT_TIMEOUT
+    ) -> commands.CommandResult:
+        """Run `argv` (argv[0] a Python console script of the stack) as a forked child."""
+        request = {"argv": argv, "cwd": str(cwd), "env": env, "timeout": timeout}
+        with self._lock:
+            if self.process.poll() is not None:
+                raise self._fail(f"is not running (exit code {self.process.returncode})")
+            start = time.perf_counter()
+            stdin = self.process.stdin
+            assert stdin is not None
+            try:
+                stdin.write((json.dumps(request) + "\n").encode())
+                stdin.flush()
+            except BrokenPipeError:
+                raise self._fail("closed its input") from None
+            child = self._read(REPLY_GRACE, "forking").get("child")
+            try:
+                reply = self._read(timeout + REPLY_GRACE, f"running {argv[1:]}")
+            except BaseException:
+                # Interrupted or the server hung: the child leads its own session; end it too.
+                if isinstance(child, int):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(child, signal.SIGKILL)
+                self.stop()
+                raise
+            return commands.CommandResult(
+                argv=tuple(argv),
+                exit_code=reply["exit_code"],
+                stdout=_text(base64.b64decode(reply["stdout"])),
+                stderr=_text(base64.b64decode(reply["stderr"])),
+                seconds=time.perf_counter() - start,
+                timed_out=bool(reply["timed_out"]),
+            )
+
+    def flask_db(
+        self, project: Path, args: list[str], timeout: float = commands.DEFAULT_TIMEOUT
+    ) -> commands.CommandResult:
+        """`flask db ARGS` in the project folder, with the same argv and environment as
+        `commands.flask_db`."""
+        argv = [str(self.stack.executable("flask")), "db", *args]
+        return self.run(argv, project, commands.reader_env(self.stack.bin_dir), timeout)
+
+    def stop(self) -> None:
+        """End the server and reap it; safe to call twice."""
+        if self.process.poll() is None:
+            try:
+                if self.process.stdin:
+                    self.process.stdin.close()  # a clean stop: the server exits on EOF
+                self.process.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        for stream in (self.process.stdin, self.process.stdout):
+            if stream is not None and not stream.closed:
+                stream.close()
+        self.log.close()
+
+    def __enter__(self) -> ForkServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def fork_runner(server: ForkServer, timeout: float = commands.DEFAULT_TIMEOUT) -> FlaskDb:
+    """A `runner.FlaskDb` that runs each command through `server`."""
+
+    def run(project: Path, args: list[str]) -> commands.CommandResult:
+        return server.flask_db(project, args, timeout)
+
+    return run
