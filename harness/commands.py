@@ -48,7 +48,9 @@ def reader_env(bin_dir: Path) -> dict[str, str]:
     return env
 
 
-def run(argv: list[str], cwd: Path, env: dict[str, str], timeout: float = DEFAULT_TIMEOUT) -> CommandResult:
+def run(
+    argv: list[str], cwd: Path, env: dict[str, str], timeout: float = DEFAULT_TIMEOUT, input: str | None = None
+) -> CommandResult:
     """Run one command; never raises for a failing or hanging command, only records it."""
     start = time.perf_counter()
     proc = subprocess.Popen(
@@ -57,13 +59,13 @@ def run(argv: list[str], cwd: Path, env: dict[str, str], timeout: float = DEFAUL
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL if input is None else subprocess.PIPE,
         text=True,
         start_new_session=True,
     )
     timed_out = False
     try:
-        stdout, stderr = proc.communicate(timeout=timeout)
+        stdout, stderr = proc.communicate(input=input, timeout=timeout)
     except subprocess.TimeoutExpired:
         timed_out = True
         os.killpg(proc.pid, signal.SIGKILL)
