@@ -8,6 +8,7 @@ pays nothing; a file lock makes concurrent builders (xdist workers, two tox runs
 
 from __future__ import annotations
 
+import argparse
 import fcntl
 import hashlib
 import json
@@ -15,7 +16,10 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import tomllib
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -139,3 +143,76 @@ def ensure_env(stack: Stack, cache_root: Path | None = None, python: str | None 
             marker.write_text(json.dumps({"versions": versions, "python": py_version}, indent=1))
     data = json.loads(marker.read_text())
     return StackEnv(stack=stack, path=path, versions=data["versions"], python_version=data["python"])
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """One stack's outcome in a parallel build: its environment, or why it could not be had."""
+
+    name: str
+    seconds: float
+    env: StackEnv | None = None
+    error: str | None = None
+
+
+def ensure_envs(
+    stacks: Iterable[Stack],
+    cache_root: Path | None = None,
+    python: str | None = None,
+    workers: int | None = None,
+) -> dict[str, BuildResult]:
+    """Build (or find in the cache) several stacks at once, in threads.
+
+    Threads are enough: the work is uv's subprocesses, which download and install in parallel on
+    their own; the per-environment file lock in `ensure_env` keeps two builders of one stack
+    (a thread here, an xdist worker, another tox run) from colliding. One stack's failure does
+    not stop the others; it is returned as that stack's error.
+    """
+    stacks = list(stacks)
+
+    def build(stack: Stack) -> BuildResult:
+        start = time.perf_counter()
+        try:
+            env = ensure_env(stack, cache_root, python)
+        except StackError as exc:
+            return BuildResult(stack.name, time.perf_counter() - start, error=str(exc))
+        return BuildResult(stack.name, time.perf_counter() - start, env=env)
+
+    if not stacks:
+        return {}
+    with ThreadPoolExecutor(max_workers=workers or min(len(stacks), 8)) as pool:
+        return {result.name: result for result in pool.map(build, stacks)}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m harness.stacks [NAME...]`: build the stacks in parallel and print what each took."""
+    parser = argparse.ArgumentParser(prog="python -m harness.stacks", description=main.__doc__)
+    parser.add_argument("names", nargs="*", metavar="NAME", help="stacks to build (default: all)")
+    parser.add_argument("--stacks-file", type=Path, default=DEFAULT_STACKS_FILE)
+    parser.add_argument("--workers", type=int, default=None, help="parallel builds (default: one per stack)")
+    args = parser.parse_args(argv)
+    try:
+        stacks = load_stacks(args.stacks_file)
+    except StackError as exc:
+        parser.error(str(exc))
+    unknown = sorted(set(args.names) - set(stacks))
+    if unknown:
+        parser.error(f"unknown stack(s) {unknown}; {args.stacks_file} defines {sorted(stacks)}")
+    chosen = [stacks[n] for n in args.names] if args.names else list(stacks.values())
+    start = time.perf_counter()
+    results = ensure_envs(chosen, workers=args.workers)
+    failed = 0
+    for result in results.values():
+        if result.env is not None:
+            keys = ("flask", "flask-sqlalchemy", "flask-migrate", "alembic", "sqlalchemy")
+            pins = " ".join(f"{k}={result.env.versions.get(k, '-')}" for k in keys)
+            print(f"{result.name:10} {result.seconds:6.1f}s  {pins}  ({result.env.path})")
+        else:
+            failed += 1
+            print(f"{result.name:10} {result.seconds:6.1f}s  FAILED\n{result.error}", file=sys.stderr)
+    print(f"{len(results)} stack(s) in {time.perf_counter() - start:.1f}s, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
