@@ -4,4 +4,4 @@ The plugin is registered here rather than through an entry point so that a stack
 environment (which never has the harness installed) cannot pick it up by accident.
 """
 
-pytest_plugins = ["harness.plugin", "pytester"]
+pytest_plugins = ["harness.plugin", "harness.claims.plugin", "pytester"]

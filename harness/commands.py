@@ -49,7 +49,11 @@ def reader_env(bin_dir: Path) -> dict[str, str]:
 
 
 def run(
-    argv: list[str], cwd: Path, env: dict[str, str], timeout: float = DEFAULT_TIMEOUT, input: str | None = None
+    argv: list[str],
+    cwd: Path,
+    env: dict[str, str],
+    timeout: float = DEFAULT_TIMEOUT,
+    input: str | None = None,
 ) -> CommandResult:
     """Run one command; never raises for a failing or hanging command, only records it."""
     start = time.perf_counter()

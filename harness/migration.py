@@ -145,6 +145,11 @@ def _ops(body: list[ast.stmt]) -> list[Op]:
     return ops
 
 
+def parse_ops(body: str) -> tuple[Op, ...]:
+    """The ops of a function body given as source text (e.g. a listing quoted in an article)."""
+    return tuple(_ops(ast.parse(textwrap.dedent(body)).body))
+
+
 def _body_text(source_lines: list[str], func: ast.FunctionDef, next_line: int) -> str:
     """The function's body as written, up to the next top-level statement (trailing comments
     such as Alembic's `# ### end Alembic commands ###` included)."""

@@ -50,14 +50,27 @@ def _migrate_call(options: dict[str, Any]) -> str:
     return f"Migrate(app, db, {args})"
 
 
+def article_style_url(fixture_url: str, database_url: str) -> str:
+    """`database_url` written with the fixture's scheme (the article's bare ``postgresql://``).
+
+    The scheme matters: it is what picks the DBAPI driver, and SQLAlchemy 2.1 changed the
+    driver a bare ``postgresql://`` means. A harness-chosen ``postgresql+psycopg2://`` would
+    hide exactly the kind of break this project exists to catch.
+    """
+    scheme = fixture_url.split("://", 1)[0]
+    return scheme + "://" + database_url.split("://", 1)[1]
+
+
 def create_project(dest: Path, database_url: str, migrate_options: dict[str, Any] | None = None) -> Project:
     """Copy the fixture into `dest` (which must not exist yet) and point it at the database."""
     shutil.copytree(FIXTURE, dest)
     flaskenv = dest / ".flaskenv"
     text = flaskenv.read_text()
-    text, count = re.subn(r"(?m)^DATABASE_URL=.*$", lambda _: f"DATABASE_URL={database_url}", text)
-    if count != 1:
+    match = re.search(r"(?m)^DATABASE_URL=(.*)$", text)
+    if match is None or text.count("DATABASE_URL=") != 1:
         raise RuntimeError(f"{FIXTURE / '.flaskenv'} must have exactly one DATABASE_URL line")
+    url = article_style_url(match.group(1), database_url)
+    text = text.replace(match.group(0), f"DATABASE_URL={url}")
     flaskenv.write_text(text)
     init = dest / "app" / "__init__.py"
     init.write_text(init.read_text().replace(MIGRATE_CALL, _migrate_call(migrate_options or {})))

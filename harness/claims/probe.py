@@ -1,0 +1,218 @@
+"""Follow the article on one stack and record everything its claims talk about.
+
+The probe does what a reader does, in order: the article's project (``fixtures/project``),
+``flask db init``, the article's ``Owner`` model (taken from the article text), ``flask db
+migrate -m "<the article's message>"``, ``flask db upgrade``; then the recipe once more with a
+second model, two pending revisions applied by one ``upgrade``, ``flask db --help``, and, for
+contrast, a plain ``alembic init`` environment. It only records; `checks` decides.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from harness.claims.article import Article
+from harness.commands import CommandResult, reader_env, run
+from harness.database import scratch_database
+from harness.migration import Revision, read_revision
+from harness.project import Project, create_project
+from harness.schema import inspect_schema
+from harness.server import Server
+from harness.stacks import StackEnv
+
+# The recipe's "add a model": a second model beside the article's Owner.
+PET_MODEL = """
+
+class Pet(db.Model):
+    __tablename__ = "pets"
+
+    id = db.Column(db.Integer, primary_key=True)
+    name = db.Column(db.String(50), nullable=False)
+"""
+SHELL_PROBE = "print('app.debug =', app.debug)\n"
+
+
+@dataclass
+class Observations:
+    """Everything one probe run saw. None means the probe never got that far."""
+
+    stack: str
+    versions: dict[str, str]
+    python: str
+    server: str
+    requirements: tuple[str, ...]
+    flask_help: CommandResult | None = None
+    db_help: CommandResult | None = None
+    init: CommandResult | None = None
+    init_tree: list[str] | None = None
+    schema_after_init: dict[str, Any] | None = None
+    migrate: CommandResult | None = None
+    migrate_revisions: list[Revision] | None = None
+    schema_before_migrate: dict[str, Any] | None = None
+    schema_after_migrate: dict[str, Any] | None = None
+    upgrade: CommandResult | None = None
+    schema_after_upgrade: dict[str, Any] | None = None
+    drift_check: CommandResult | None = None
+    drift_files: int | None = None
+    recipe_migrate: CommandResult | None = None
+    recipe_revisions: list[Revision] | None = None
+    recipe_upgrade: CommandResult | None = None
+    pending_before_upgrade: list[str] | None = None  # revisions not applied, before the upgrade
+    pending_upgrade: CommandResult | None = None
+    pending_after: dict[str, Any] | None = None
+    heads: list[str] | None = None
+    shell: CommandResult | None = None
+    without_flaskenv: CommandResult | None = None
+    with_dotenv: CommandResult | None = None
+    alembic_help: CommandResult | None = None
+    alembic_init: CommandResult | None = None
+    alembic_init_tree: list[str] | None = None
+    alembic_upgrade_no_revision: CommandResult | None = None
+    alembic_autogenerate: CommandResult | None = None
+    alembic_empty_revision_files: int | None = None
+    flask_migrate_env: str | None = None
+    alembic_env: str | None = None
+    all_output: list[str] = field(default_factory=list)  # every command's output, for warnings
+    replacements: dict[str, str] = field(default_factory=dict)  # volatile text -> placeholder
+
+
+def _tree(root: Path) -> list[str]:
+    out = []
+    for path in sorted(root.rglob("*")):
+        if "__pycache__" in path.parts:
+            continue
+        rel = path.relative_to(root).as_posix()
+        out.append(rel + "/" if path.is_dir() else rel)
+    return out
+
+
+class _Probe:
+    def __init__(self, env: StackEnv, article: Article, obs: Observations, timeout: float):
+        self.env, self.article, self.obs, self.timeout = env, article, obs, timeout
+
+    def cmd(self, argv: list[str], cwd: Path, stdin: str | None = None) -> CommandResult:
+        result = run(
+            [str(self.env.executable(argv[0])), *argv[1:]],
+            cwd,
+            reader_env(self.env.bin_dir),
+            self.timeout,
+            stdin,
+        )
+        self.obs.all_output.append(result.output)
+        return result
+
+    def migrate(self, project: Project, message: str) -> tuple[CommandResult, list[Path]]:
+        """`flask db migrate -m message` and the revision files it wrote."""
+        before = set(project.revision_files())
+        result = self.cmd(["flask", "db", "migrate", "-m", message], project.root)
+        return result, sorted(set(project.revision_files()) - before)
+
+    def article_flow(self, project: Project, url: sa.URL) -> None:
+        obs, article = self.obs, self.article
+        obs.flask_help = self.cmd(["flask", "--help"], project.root)
+        obs.db_help = self.cmd(["flask", "db", "--help"], project.root)
+        obs.shell = self.cmd(["flask", "shell"], project.root, stdin=SHELL_PROBE)
+        obs.init = self.cmd(["flask", "db", "init"], project.root)
+        if not obs.init.ok:
+            return
+        obs.init_tree = _tree(project.root / "migrations")
+        obs.flask_migrate_env = (project.root / "migrations" / "env.py").read_text()
+        obs.schema_after_init = inspect_schema(url)
+        project.write_models(article.owner_model)
+        obs.schema_before_migrate = inspect_schema(url)
+        obs.migrate, written = self.migrate(project, article.migrate_message)
+        obs.migrate_revisions = [read_revision(p) for p in written]
+        obs.schema_after_migrate = inspect_schema(url)
+        if not obs.migrate.ok:
+            return
+        obs.upgrade = self.cmd(["flask", "db", "upgrade"], project.root)
+        obs.schema_after_upgrade = inspect_schema(url)
+        if not obs.upgrade.ok:
+            return
+        obs.drift_check, written = self.migrate(project, "drift check")
+        obs.drift_files = len(written)
+        for path in written:  # an unexpected revision must not leak into the recipe below
+            path.unlink()
+        project.write_models(article.owner_model + PET_MODEL)
+        obs.recipe_migrate, written = self.migrate(project, "create pets table")
+        obs.recipe_revisions = [read_revision(p) for p in written]
+        if not obs.recipe_migrate.ok:
+            return
+        obs.recipe_upgrade = self.cmd(["flask", "db", "upgrade"], project.root)
+        if not obs.recipe_upgrade.ok:
+            return
+        # Two pending revisions: back to base, then one `flask db upgrade` with no revision.
+        down = self.cmd(["flask", "db", "downgrade", "base"], project.root)
+        if not down.ok:
+            return
+        revisions = [read_revision(p) for p in project.revision_files()]
+        obs.pending_before_upgrade = sorted(r.revision for r in revisions)
+        heads = {r.revision for r in revisions} - {r.down_revision for r in revisions}
+        obs.heads = sorted(str(h) for h in heads)
+        obs.pending_upgrade = self.cmd(["flask", "db", "upgrade"], project.root)
+        obs.pending_after = inspect_schema(url)
+
+    def env_file_variants(self, project: Project, workdir: Path) -> None:
+        """The same project with no .flaskenv at all, and with the file named .env instead."""
+        bare = workdir / "no-flaskenv"
+        shutil.copytree(project.root, bare, ignore=shutil.ignore_patterns(".flaskenv", "__pycache__"))
+        self.obs.without_flaskenv = self.cmd(["flask", "db", "current"], bare)
+        dotenv = workdir / "dotenv"
+        shutil.copytree(project.root, dotenv, ignore=shutil.ignore_patterns(".flaskenv", "__pycache__"))
+        shutil.copy(project.root / ".flaskenv", dotenv / ".env")
+        self.obs.with_dotenv = self.cmd(["flask", "db", "current"], dotenv)
+
+    def plain_alembic(self, workdir: Path, url: sa.URL) -> None:
+        """`alembic init`, set up the way Alembic's tutorial says: the URL in alembic.ini."""
+        obs = self.obs
+        plain = workdir / "plain-alembic"
+        plain.mkdir()
+        obs.alembic_help = self.cmd(["alembic", "--help"], plain)
+        obs.alembic_init = self.cmd(["alembic", "init", "alembic"], plain)
+        if not obs.alembic_init.ok:
+            return
+        obs.alembic_init_tree = _tree(plain / "alembic")
+        obs.alembic_env = (plain / "alembic" / "env.py").read_text()
+        ini = plain / "alembic.ini"
+        lines = ini.read_text().splitlines()
+        address = url.render_as_string(hide_password=False).replace("%", "%%")
+        ini.write_text(
+            "\n".join(
+                f"sqlalchemy.url = {address}" if ln.startswith("sqlalchemy.url") else ln for ln in lines
+            )
+        )
+        obs.alembic_upgrade_no_revision = self.cmd(["alembic", "upgrade"], plain)
+        versions = plain / "alembic" / "versions"
+        before = set(versions.glob("*.py"))
+        obs.alembic_autogenerate = self.cmd(["alembic", "revision", "--autogenerate", "-m", "nothing"], plain)
+        obs.alembic_empty_revision_files = len(set(versions.glob("*.py")) - before)
+
+
+def probe(env: StackEnv, server: Server, article: Article, timeout: float = 120.0) -> Observations:
+    """Run the article on `env` against `server`; nothing is left behind."""
+    obs = Observations(
+        stack=env.stack.name,
+        versions=dict(env.versions),
+        python=env.python_version,
+        server=server.version,
+        requirements=env.stack.requirements,
+    )
+    workdir = Path(tempfile.mkdtemp(prefix=f"migrate-harness-claims-{env.stack.name}-"))
+    obs.replacements = {str(workdir): "<tmp>", str(env.path): "<venv>"}
+    step = _Probe(env, article, obs, timeout)
+    try:
+        with scratch_database(server, f"claims_{env.stack.name}") as url:
+            project = create_project(workdir / "project", url.render_as_string(hide_password=False))
+            step.article_flow(project, url)
+            step.env_file_variants(project, workdir)
+        with scratch_database(server, f"claims_plain_{env.stack.name}") as url:
+            step.plain_alembic(workdir, url)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return obs
