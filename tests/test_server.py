@@ -76,7 +76,10 @@ def _start_and_stop(throwaway: ThrowawayServer) -> tuple[str, str, Path]:
 
 
 def test_the_two_servers_are_two_versions():
-    system = choose_pg_ctl("system")  # this machine has one; the axis needs both
+    try:
+        system = choose_pg_ctl("system")
+    except ServerError:
+        pytest.skip("no system PostgreSQL here: the axis has only the wheel's point on this machine")
     v_system, _, folder_a = _start_and_stop(ThrowawayServer(postgres="system"))
     v_embedded, origin, folder_b = _start_and_stop(ThrowawayServer(postgres="embedded"))
     assert v_embedded.split(".")[0] == "18"
