@@ -1,0 +1,213 @@
+"""The fork runner is faithful to the subprocess runner, and cleans up after itself.
+
+The main test runs EVERY scenario under ``scenarios/`` with both runners and asserts identical
+observations. It is one test per scenario (so ``-n 2`` spreads them), each running the
+scenario once per runner; its cost is about one subprocess run of the library plus one fork
+run (see docs/performance.md). The smaller tests pin the process-level details that make a
+forked child a stand-in for a new ``flask`` process: argv, environment, working folder,
+sys.path, streams, exit codes, tracebacks, timeouts, and no process left behind.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness import commands, snapshot
+from harness.fastrunner import ForkServer, fork_runner
+from harness.observations import observe
+from harness.plugin import is_scenario_file
+from harness.project import create_project
+from harness.runner import run_scenario, subprocess_runner
+from harness.scenario import load_scenario
+from harness.server import Server
+from harness.stacks import StackEnv
+
+pytestmark = pytest.mark.needs_server
+
+ROOT = Path(__file__).resolve().parent.parent
+SCENARIO_FILES = sorted(
+    p.relative_to(ROOT) for p in (ROOT / "scenarios").rglob("*.y*ml") if is_scenario_file(p.relative_to(ROOT))
+)
+# A URL nothing listens on: commands that never reach the database need no real one.
+NO_DATABASE = "postgresql://nobody:nothing@127.0.0.1:9/none"
+
+
+@pytest.fixture(scope="module")
+def forkserver(harness_stack: StackEnv) -> Iterator[ForkServer]:
+    with ForkServer.start(harness_stack) as server:
+        yield server
+
+
+def _alive(pid: int) -> bool:
+    """True if `pid` runs (a zombie waiting for a parent that is not us counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+@pytest.mark.parametrize("path", SCENARIO_FILES, ids=[p.stem for p in SCENARIO_FILES])
+def test_both_runners_observe_the_same(
+    path: Path, harness_stack: StackEnv, harness_server: Server, forkserver: ForkServer, monkeypatch
+) -> None:
+    monkeypatch.chdir(ROOT)  # scenario paths (and so error messages) as the plugin sees them
+    scenario = load_scenario(path)
+    by_process = run_scenario(scenario, harness_stack, harness_server, subprocess_runner(harness_stack, 120))
+    by_fork = run_scenario(scenario, harness_stack, harness_server, fork_runner(forkserver, 120))
+    expected, observed = snapshot.dump(observe(by_process)), snapshot.dump(observe(by_fork))
+    diff = "".join(
+        difflib.unified_diff(
+            expected.splitlines(True), observed.splitlines(True), "subprocess runner", "fork runner"
+        )
+    )
+    assert not diff, f"{path}: the runners observe different things:\n{diff}"
+    assert (by_process.error is None) == (by_fork.error is None), (by_process.error, by_fork.error)
+
+
+def test_the_library_is_all_there() -> None:
+    """The faithfulness test above must not silently cover nothing."""
+    assert Path("scenarios/article/article.yaml") in SCENARIO_FILES
+    assert len(SCENARIO_FILES) >= 6
+
+
+PROBE = """\
+import json, os, sys
+print(json.dumps({
+    "argv": sys.argv,
+    "path0": sys.path[0],
+    "cwd": os.getcwd(),
+    "env": dict(os.environ),
+    "name": __name__,
+    "file": __file__,
+    "main_file": sys.modules["__main__"].__file__,
+    "stdin": os.path.realpath(f"/proc/self/fd/0"),
+    "stdout_tty": sys.stdout.isatty(),
+    "encoding": [sys.stdout.encoding, sys.stderr.encoding],
+    "sid_is_pid": os.getsid(0) == os.getpid(),
+    "app_loaded": "app" in sys.modules or "flask_migrate_test" in sys.modules,
+    "bytecode": sys.dont_write_bytecode,
+}))
+print("to stderr", file=sys.stderr)
+sys.exit(int(sys.argv[1]))
+"""
+
+
+def _probe(stack: StackEnv, folder: Path) -> Path:
+    script = folder / "probe"
+    script.write_text(f"#!{stack.executable('python')}\n{PROBE}")
+    script.chmod(0o755)
+    return script
+
+
+def test_a_child_looks_like_a_new_process(harness_stack: StackEnv, forkserver: ForkServer, tmp_path) -> None:
+    script = _probe(harness_stack, tmp_path)
+    env = commands.reader_env(harness_stack.bin_dir)
+    real = commands.run([str(script), "3"], tmp_path, env)
+    forked = forkserver.run([str(script), "3"], tmp_path, env)
+    assert (forked.exit_code, forked.stderr) == (real.exit_code, real.stderr) == (3, "to stderr\n")
+    seen, expected = json.loads(forked.stdout), json.loads(real.stdout)
+    assert seen == expected
+    assert seen["stdin"] == os.devnull and not seen["app_loaded"] and "FLASK_APP" not in seen["env"]
+
+
+EXITS = {
+    "atexit and unflushed output": 'import atexit\natexit.register(print, "bye")\nprint("partial", end="")\n',
+    "exit with a message": 'import sys\nsys.exit("fatal: no app")\n',
+    "exit status above 255": "import sys\nsys.exit(257)\n",
+    "bare SystemExit": "raise SystemExit\n",
+    "non-daemon thread": (
+        "import threading, time\n"
+        "threading.Thread(target=lambda: (time.sleep(0.3), print('thread done'))).start()\n"
+    ),
+    "uncaught exception": 'def f():\n    raise RuntimeError("deep")\nf()\n',
+}
+
+
+@pytest.mark.parametrize("source", EXITS.values(), ids=EXITS.keys())
+def test_a_child_exits_like_a_new_process(
+    source: str, harness_stack: StackEnv, forkserver: ForkServer, tmp_path: Path
+) -> None:
+    """The child skips module teardown (docs/performance.md); what can be observed must not change."""
+    script = tmp_path / "script"
+    script.write_text(f"#!{harness_stack.executable('python')}\n{source}")
+    script.chmod(0o755)
+    env = commands.reader_env(harness_stack.bin_dir)
+    real = commands.run([str(script)], tmp_path, env)
+    forked = forkserver.run([str(script)], tmp_path, env)
+    assert (forked.exit_code, forked.stdout, forked.stderr) == (real.exit_code, real.stdout, real.stderr)
+
+
+def test_flask_cli_output_is_byte_identical(
+    harness_stack: StackEnv, forkserver: ForkServer, tmp_path
+) -> None:
+    """Help, a usage error, a missing .flaskenv and a traceback from the models: same bytes."""
+    project = create_project(tmp_path / "project", NO_DATABASE)
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    cases: list[tuple[Path, list[str]]] = [(project.root, ["--help"]), (project.root, ["nonsense"])]
+    cases.append((bare, ["current"]))  # no .flaskenv: Flask must not find the app
+    by_process, by_fork = subprocess_runner(harness_stack, 60), fork_runner(forkserver, 60)
+    results = [(by_process(folder, args), by_fork(folder, args)) for folder, args in cases]
+    project.write_models('raise ValueError("broken models")\n')
+    results.append((by_process(project.root, ["migrate"]), by_fork(project.root, ["migrate"])))
+    for real, forked in results:
+        assert (forked.exit_code, forked.stdout, forked.stderr) == (real.exit_code, real.stdout, real.stderr)
+    assert [real.exit_code for real, _ in results] == [0, 2, 2, 1]
+    assert results[-1][1].stderr.startswith(
+        f'Traceback (most recent call last):\n  File "{harness_stack.bin_dir}'
+    )
+    assert results[-1][1].stderr.rstrip().endswith("ValueError: broken models")
+
+
+def test_timeout_kills_the_command_and_what_it_started(
+    harness_stack: StackEnv, forkserver: ForkServer, tmp_path
+) -> None:
+    project = create_project(tmp_path / "project", NO_DATABASE)
+    pids = tmp_path / "pids"
+    project.write_models(
+        "import os, subprocess, sys, time\n"
+        "sleeper = subprocess.Popen(['sleep', '300'])\n"
+        f"open({str(pids)!r}, 'w').write(f'{{os.getpid()}} {{sleeper.pid}}')\n"
+        "print('waiting', flush=True)\n"
+        "time.sleep(300)\n"
+    )
+    start = time.monotonic()
+    result = forkserver.flask_db(project.root, ["migrate"], timeout=3)
+    assert result.timed_out and result.exit_code is None
+    assert time.monotonic() - start < 30
+    assert "waiting" in result.stdout  # output so far is kept
+    child, grandchild = (int(p) for p in pids.read_text().split())
+    deadline = time.monotonic() + 5
+    while _alive(grandchild) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child) and not _alive(grandchild)
+    # the server goes on serving (not in the project: any command there imports the models)
+    flask = str(harness_stack.executable("flask"))
+    env = commands.reader_env(harness_stack.bin_dir)
+    assert forkserver.run([flask, "--version"], tmp_path, env).exit_code == 0
+
+
+def test_stop_leaves_no_process(harness_stack: StackEnv) -> None:
+    server = ForkServer.start(harness_stack)
+    pid = server.pid
+    assert _alive(pid) and server.hello["ready"] and "flask" in server.hello["preimported"]
+    server.stop()
+    server.stop()  # twice is fine
+    assert not _alive(pid)
+
+
+def test_a_dead_server_is_reported_with_what_to_do(harness_stack: StackEnv, tmp_path) -> None:
+    server = ForkServer.start(harness_stack)
+    os.kill(server.pid, 9)
+    server.process.wait()
+    with pytest.raises(Exception, match=r"(?s)fork server for stack .* is not running.*--runner subprocess"):
+        server.flask_db(tmp_path, ["--help"])
+    assert not _alive(server.pid)
