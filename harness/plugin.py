@@ -43,7 +43,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="append",
         default=[],
         metavar="NAME",
-        help="run against this stack from stacks.toml (repeatable; default: current)",
+        help="run against this stack from stacks.toml (repeatable; 'all' for every stack; default: current)",
     )
     group.addoption(
         "--snapshot-update",
@@ -166,7 +166,7 @@ def pytest_configure(config: pytest.Config) -> None:
     h = Harness(config)
     config.stash[_HARNESS] = h
     config.add_cleanup(h.close)
-    unknown = [s for s in config.getoption("stack") if s not in h.stacks]
+    unknown = [s for s in config.getoption("stack") if s not in h.stacks and s != ALL_STACKS]
     if unknown:
         raise pytest.UsageError(f"unknown stack(s) {unknown}; stacks.toml defines {sorted(h.stacks)}")
     # One malformed scenario file must not stop the others: its collection error is reported
@@ -192,8 +192,24 @@ def pytest_report_header(config: pytest.Config) -> str:
         return f"migrate-harness: no usable PostgreSQL: {exc}"
 
 
+ALL_STACKS = "all"
+
+
+def expand_stacks(
+    config: pytest.Config, chosen: list[str], default: list[str], scenarios: bool = False
+) -> list[str]:
+    """The stacks asked for, in order. "all" means every stack in stacks.toml (for the scenario
+    library, every stack that does not opt out with `scenarios = false`)."""
+    stacks = harness(config).stacks
+    every = [name for name, stack in stacks.items() if stack.scenarios or not scenarios]
+    out: list[str] = []
+    for name in chosen or default:
+        out += every if name == ALL_STACKS else [name]
+    return list(dict.fromkeys(out))
+
+
 def stacks_for(config: pytest.Config, default: str) -> list[str]:
-    return config.getoption("stack") or [default]
+    return expand_stacks(config, config.getoption("stack"), [default], scenarios=True)
 
 
 def is_scenario_file(path: Path) -> bool:

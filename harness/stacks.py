@@ -39,6 +39,7 @@ class Stack:
     name: str
     description: str
     requirements: tuple[str, ...]
+    scenarios: bool = True  # whether `--stack all` runs the scenario library on it
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,9 @@ def load_stacks(path: Path = DEFAULT_STACKS_FILE) -> dict[str, Stack]:
         reqs = table.get("requirements")
         if not isinstance(reqs, list) or not all(isinstance(r, str) for r in reqs):
             raise StackError(f"{path}: stack [{name}] needs `requirements`, a list of requirement strings")
-        stacks[name] = Stack(name, str(table.get("description", "")), tuple(reqs))
+        stacks[name] = Stack(
+            name, str(table.get("description", "")), tuple(reqs), bool(table.get("scenarios", True))
+        )
     return stacks
 
 

@@ -28,7 +28,7 @@ from harness.claims.article import Article, ArticleError, load_article
 from harness.claims.checks import BROKEN, CHECKS, DRIFTED, NOT_CHECKED, VERDICTS, Verdict, run_check
 from harness.claims.probe import Observations, probe
 from harness.claims.report import ClaimResult, environment_json, markdown, terminal_table
-from harness.plugin import harness
+from harness.plugin import ALL_STACKS, expand_stacks, harness
 from harness.server import ServerError
 from harness.stacks import StackError
 
@@ -86,7 +86,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--claims-report",
         metavar="PATH",
-        default=None,
+        action="append",
+        default=[],
         help="write the claims report as Markdown (e.g. for a CI job summary)",
     )
 
@@ -119,14 +120,14 @@ _PROBES = pytest.StashKey[_Probes]()
 
 
 def claim_stacks(config: pytest.Config) -> list[str]:
-    return config.getoption("claims_stack") or DEFAULT_CLAIMS_STACKS
+    return expand_stacks(config, config.getoption("claims_stack"), DEFAULT_CLAIMS_STACKS)
 
 
 @pytest.hookimpl(trylast=True)  # after harness.plugin has made the session's Harness
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[_PROBES] = _Probes()
     known = harness(config).stacks
-    unknown = [s for s in config.getoption("claims_stack") if s not in known]
+    unknown = [s for s in config.getoption("claims_stack") if s not in known and s != ALL_STACKS]
     if unknown:
         raise pytest.UsageError(f"unknown stack(s) {unknown}; stacks.toml defines {sorted(known)}")
 
@@ -281,8 +282,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     )
     terminalreporter.section("claims report")
     terminalreporter.write(terminal_table(results, width=max(terminalreporter._tw.fullwidth, 100)))
-    path = config.getoption("claims_report")
-    if path:
+    for path in config.getoption("claims_report"):
         try:
             name = load_article().path.name
         except ArticleError:
