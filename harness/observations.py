@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from harness.runner import CommandRecord, ScenarioRun, StepRecord
+from harness.runner import CommandRecord, ScenarioRun, StepRecord, error_line
 
 
 def _command(record: CommandRecord) -> dict[str, Any]:
@@ -19,8 +19,7 @@ def _command(record: CommandRecord) -> dict[str, Any]:
     if record.result is not None:
         out["exit"] = record.result.exit_code
         if not record.result.ok:
-            lines = [line for line in record.result.output.strip().splitlines() if line.strip()]
-            out["error"] = lines[-1] if lines else ""
+            out["error"] = error_line(record.result.output)
     elif record.sql_error is not None:
         out["error"] = record.sql_error.splitlines()[0]
     if record.command.expect_failure:
@@ -86,4 +85,6 @@ def observe(run: ScenarioRun) -> dict[str, Any]:
         subs.append((rev, f"<rev{index}>"))
     # any revision id left (e.g. one Alembic printed for a file that was later removed)
     subs.append((re.compile(r"\b[0-9a-f]{12}\b"), "<rev?>"))
+    # object addresses in error messages ("<... object at 0x7f82ba738a40>") differ on every run
+    subs.append((re.compile(r"\b0x[0-9a-f]{6,}\b"), "0x<address>"))
     return _normalise(data, subs)

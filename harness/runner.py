@@ -234,14 +234,14 @@ class _Run:
         expected = schema.inspect_schema(self.url)
         down = self.flask_db(self.project.root, ["downgrade", "base"])
         if not down.ok:
-            return False, f"`flask db downgrade base` failed: {_last_line(down.output)}"
+            return False, f"`flask db downgrade base` failed: {error_line(down.output)}"
         at_base = schema.inspect_schema(self.url)
         leftovers = [f"table {t}" for t in at_base["tables"]] + [
             f"enum {e['name']}" for e in at_base["enums"]
         ]
         up = self.flask_db(self.project.root, ["upgrade"])
         if not up.ok:
-            return False, f"upgrade after downgrade to base failed: {_last_line(up.output)}" + (
+            return False, f"upgrade after downgrade to base failed: {error_line(up.output)}" + (
                 f" (left at base: {', '.join(leftovers)})" if leftovers else ""
             )
         if leftovers:
@@ -253,9 +253,17 @@ class _Run:
         return True, ""
 
 
-def _last_line(text: str) -> str:
+# A traceback's exception line ("sqlalchemy.exc.IntegrityError: (...) column ... contains null
+# values"); SQLAlchemy prints "[SQL: ...]" and a "Background on this error" link after it, so the
+# last line alone would hide the cause.
+_EXCEPTION_LINE = re.compile(r"^[\w.]*(?:Error|Exception): \S")
+
+
+def error_line(text: str) -> str:
+    """The line that says why a command failed: its last exception line, else its last line."""
     lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else ""
+    exceptions = [line for line in lines if _EXCEPTION_LINE.match(line)]
+    return (exceptions or lines or [""])[-1]
 
 
 def run_scenario(
