@@ -17,8 +17,18 @@ from pathlib import Path
 
 DEFAULT_TIMEOUT = 120.0
 # Variables a reader's shell would not have, or that would let the harness's own setup leak
-# into the project under test.
-_DROP = ("FLASK_", "DATABASE_URL", "VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "TOX_")
+# into the project under test (MIGRATE_HARNESS_PG_URL holds the server's admin password).
+_DROP = (
+    "FLASK_",
+    "DATABASE_URL",
+    "VIRTUAL_ENV",
+    "PYTHONPATH",
+    "PYTHONHOME",
+    "PYTHONSTARTUP",
+    "TOX_",
+    "MIGRATE_HARNESS_",
+    "PYTEST_",
+)
 
 
 @dataclass(frozen=True)
