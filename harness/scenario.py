@@ -115,6 +115,13 @@ def _describe(error: jsonschema.ValidationError, root: yaml.Node) -> tuple[int, 
         if not error.absolute_path or "commands" not in error.absolute_path:
             return line, f"{where}: unknown key {key!r}; allowed keys here: {', '.join(allowed)}"
         return line, f"{where}: unknown key {key!r}; a command is one of {', '.join(COMMAND_NAMES)}"
+    if error.validator == "not" and path == ["migrate_options"]:
+        # Migrate(directory=...) would put the migrations folder outside the temporary project, and
+        # command=... would rename the `flask db` the harness runs: both belong to the harness.
+        return _key_line(node, error.instance) or line, (
+            f"migrate_options: {error.instance!r} cannot be set by a scenario: the migrations folder "
+            "and the `flask db` command stay the temporary project's own"
+        )
     if error.validator == "oneOf" and isinstance(error.instance, dict):
         return line, f"{where}: a command needs exactly one of {', '.join(COMMAND_NAMES)}"
     if error.validator == "anyOf":
