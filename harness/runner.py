@@ -101,8 +101,11 @@ def _flask_args(command: Command) -> list[str]:
     return [command.name, *([command.arg] if command.arg else [])]
 
 
-def _run_sql(url: sa.URL, command: Command, record: CommandRecord) -> None:
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+def _run_sql(url: sa.URL, command: Command, record: CommandRecord, timeout: float) -> None:
+    # The server stops a statement that outlives the command timeout (`SELECT pg_sleep(...)`, a
+    # lock wait): a hang in the harness's own SQL is reported like a hanging `flask db` command.
+    options = f"-c statement_timeout={max(1, int(timeout * 1000))}"
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args={"options": options})
     try:
         with engine.begin() as conn:
             result = conn.execute(sa.text(command.arg or ""))
@@ -121,8 +124,17 @@ def _plain(value: Any) -> Any:
 class _Run:
     """State of one scenario run; `execute` drives it and never raises for scenario problems."""
 
-    def __init__(self, scenario: Scenario, stack: StackEnv, flask_db: FlaskDb, project: Project, url: sa.URL):
+    def __init__(
+        self,
+        scenario: Scenario,
+        stack: StackEnv,
+        flask_db: FlaskDb,
+        project: Project,
+        url: sa.URL,
+        timeout: float = commands.DEFAULT_TIMEOUT,
+    ):
         self.scenario, self.flask_db, self.project, self.url = scenario, flask_db, project, url
+        self.timeout = timeout
         self.run = ScenarioRun(scenario=scenario, stack=stack)
 
     def fail(self, step: Step, command: Command | None, what: str, todo: str) -> None:
@@ -148,7 +160,7 @@ class _Run:
         entry = CommandRecord(command=command)
         record.commands.append(entry)
         if command.name in ("sql", "query"):
-            _run_sql(self.url, command, entry)
+            _run_sql(self.url, command, entry, self.timeout)
             failed, output = entry.sql_error is not None, entry.sql_error or ""
         else:
             before = set(self.project.revision_files())
@@ -282,7 +294,7 @@ def run_scenario(
             project = create_project(
                 tmp / "project", url.render_as_string(hide_password=False), scenario.migrate_options
             )
-            state = _Run(scenario, stack, flask_db, project, url)
+            state = _Run(scenario, stack, flask_db, project, url, timeout)
             run = state.execute()
             run.replacements = {
                 str(project.root): "<project>",
