@@ -167,6 +167,16 @@ def test_install_line_kinds():
     assert dependent.verdict == NOT_CHECKED and "does not load" in dependent.reason
 
 
+def test_psycopg2_connects():
+    assert verdict("psycopg2_connects", observations(versions={"psycopg2-binary": "2.9.13"})) == HOLDS
+    no_driver = observations(
+        flask_help=failed("Error: While importing 'x'\nModuleNotFoundError: No module named 'psycopg'")
+    )
+    assert verdict("psycopg2_connects", no_driver) == BROKEN
+    both = observations(versions={"psycopg2-binary": "2.9.13", "psycopg": "3.3"})
+    assert verdict("psycopg2_connects", both) == NOT_CHECKED
+
+
 def test_init_not_database_and_migrate_one_file():
     assert verdict("init_not_database", observations()) == HOLDS
     version_table = {"tables": {}, "enums": [], "sequences": [], "alembic_version": []}

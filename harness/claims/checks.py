@@ -131,6 +131,36 @@ def install_line(obs: Observations, art: Article) -> Verdict:
     return Verdict(HOLDS, f"init, migrate and upgrade ran; installed {versions}", said)
 
 
+@check("psycopg2_connects")
+def psycopg2_connects(obs: Observations, art: Article) -> Verdict:
+    said = art.quote("psycopg2-binary will allow SQLAlchemy to connect")
+    load_error = app_load_error(obs)
+    if load_error:
+        if "psycopg" in load_error:
+            return Verdict(
+                BROKEN,
+                f"with the article's postgresql:// URL: {load_error}",
+                said,
+                reason="this SQLAlchemy maps postgresql:// to a driver other than psycopg2",
+            )
+        return Verdict(NOT_CHECKED, load_error, said, reason="the article's app does not load on this stack")
+    if obs.upgrade is None or not obs.upgrade.ok:
+        return _not_reached("flask db upgrade", obs.upgrade, said)
+    if "psycopg" in obs.versions:
+        return Verdict(
+            NOT_CHECKED,
+            "psycopg (3) is installed too, so the connection may not use psycopg2",
+            said,
+            reason="cannot tell which driver connected",
+        )
+    return Verdict(
+        HOLDS,
+        f"postgresql:// connected through psycopg2-binary {obs.versions.get('psycopg2-binary')} "
+        f"(SQLAlchemy {obs.versions.get('sqlalchemy')}, no other PostgreSQL driver installed)",
+        said,
+    )
+
+
 @check("dotenv_config")
 @needs_app
 def dotenv_config(obs: Observations, art: Article) -> Verdict:
