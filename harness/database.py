@@ -33,8 +33,26 @@ def scratch_database(server: Server, label: str) -> Iterator[sa.URL]:
     try:
         yield url
     finally:
-        if sqlalchemy_utils.database_exists(url):
-            sqlalchemy_utils.drop_database(url)
+        try:
+            if sqlalchemy_utils.database_exists(url):
+                sqlalchemy_utils.drop_database(url)
+        except sa.exc.OperationalError:
+            # A server that has gone away took the database with it (or will serve it no more):
+            # its error must not hide the scenario's own. A server still up that refuses the drop
+            # is a real leftover, and says so.
+            if _reachable(server):
+                raise
+
+
+def _reachable(server: Server) -> bool:
+    engine = sa.create_engine(server.url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect():
+            return True
+    except sa.exc.OperationalError:
+        return False
+    finally:
+        engine.dispose()
 
 
 def leftover_databases(server: Server) -> list[str]:

@@ -143,20 +143,33 @@ class _Run:
         self.run.error = f"{where}: step {step.name!r}{cmd}: {what}\nWhat to do: {todo}"
 
     def execute(self) -> ScenarioRun:
-        for step in self.scenario.steps:
-            record = StepRecord(step=step)
-            self.run.steps.append(record)
-            if step.models is not None:
-                self.project.write_models(step.models)
-            for command in step.commands:
-                if not self._command(step, record, command):
-                    record.schema = schema.inspect_schema(self.url)
+        step, self.command = self.scenario.steps[0], None
+        try:
+            for step in self.scenario.steps:
+                if not self._step(step):
                     return self.run
-            record.schema = schema.inspect_schema(self.url)
-        self._invariants()
+            self._invariants()
+        except sa.exc.OperationalError as exc:
+            # The server went away mid-run (stopped, crashed, unreachable): one plain sentence naming
+            # the step, not an inspector traceback, and not the command's "fix the models" advice.
+            self.fail(step, self.command, f"the PostgreSQL server went away: {_first_line(exc)}", SERVER_GONE)
         return self.run
 
+    def _step(self, step: Step) -> bool:
+        record = StepRecord(step=step)
+        self.run.steps.append(record)
+        if step.models is not None:
+            self.project.write_models(step.models)
+        for command in step.commands:
+            if not self._command(step, record, command):
+                record.schema = schema.inspect_schema(self.url)
+                return False
+        self.command = None
+        record.schema = schema.inspect_schema(self.url)
+        return True
+
     def _command(self, step: Step, record: StepRecord, command: Command) -> bool:
+        self.command = command
         entry = CommandRecord(command=command)
         record.commands.append(entry)
         if command.name in ("sql", "query"):
@@ -278,6 +291,17 @@ def error_line(text: str) -> str:
     return (exceptions or lines or [""])[-1]
 
 
+SERVER_GONE = (
+    "check that the PostgreSQL server is running and reachable (a throwaway server's log is in its "
+    "migrate-harness-pg-* folder while it runs); the scenarios after this one fail the same way "
+    "until it is back"
+)
+
+
+def _first_line(exc: sa.exc.DBAPIError) -> str:
+    return (str(exc.orig).strip().splitlines() or [type(exc.orig).__name__])[0]
+
+
 def run_scenario(
     scenario: Scenario,
     stack: StackEnv,
@@ -303,6 +327,12 @@ def run_scenario(
                 str(url.database): "<database>",
             }
             return run
+    except sa.exc.OperationalError as exc:
+        # `execute` reports a server lost mid-run itself; this is one gone before the scenario began
+        run = ScenarioRun(scenario=scenario, stack=stack)
+        run.error = f"{scenario.path}: cannot create the scenario's database: {_first_line(exc)}\n"
+        run.error += f"What to do: {SERVER_GONE}."
+        return run
     finally:
         if keep is not None:
             dest = keep / tmp.name

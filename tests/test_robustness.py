@@ -1,0 +1,423 @@
+"""Failing well: bad scenario input, failing migrations, hangs, and the throwaway server's exposure.
+
+Each test runs the harness as a user runs it (a pytest subprocess through pytester, or the runner
+on the session's server) and asserts two things: the message the user sees, and that nothing is
+left behind (no ``mh_*`` database, no ``migrate-harness-*`` folder). The inner runs get a
+``TMPDIR`` of their own, so their leftovers are told apart from those of runs going on beside them.
+The cases and what the user sees are listed in docs/robustness.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from harness.database import leftover_databases
+from harness.observations import observe
+from harness.runner import run_scenario
+from harness.scenario import ScenarioError, parse_scenario
+from harness.server import Server, ThrowawayServer
+from harness.stacks import StackEnv, default_cache_root
+
+pytestmark = pytest.mark.needs_server
+
+# Read before pytester moves HOME to its own folder (which would make every inner run build its stack).
+STACK_CACHE = str(default_cache_root())
+
+OWNERS = """\
+      class Owner(db.Model):
+          __tablename__ = "owners"
+
+          id = db.Column(db.Integer, primary_key=True)
+"""
+
+GOOD = """\
+id: {id}
+title: one table
+steps:
+  - name: owners
+    models: |
+{models}    commands:
+      - init
+      - migrate: create owners table
+      - upgrade
+"""
+
+
+def scenario_text(scenario_id: str, models: str = OWNERS) -> str:
+    return GOOD.format(id=scenario_id, models=models)
+
+
+class Inner:
+    """A folder with scenarios, run by an inner pytest on the session's server."""
+
+    def __init__(self, pytester: pytest.Pytester, server: Server, tmpdir: Path) -> None:
+        self.pytester, self.server, self.tmpdir = pytester, server, tmpdir
+        self.url = server.url.render_as_string(hide_password=False)
+
+    def write(self, name: str, text: str) -> Path:
+        path = self.pytester.path / "scenarios" / name
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    def run(self, *args: str) -> pytest.RunResult:
+        return self.pytester.runpytest_subprocess("--pg-url", self.url, "-p", "no:cacheprovider", *args)
+
+    def assert_nothing_left(self, *scenario_ids: str) -> None:
+        """No temporary folder in the inner run's TMPDIR, no database of its scenarios on the server."""
+        assert not [p.name for p in self.tmpdir.iterdir() if p.name.startswith("migrate-harness-")]
+        slugs = tuple(f"mh_{i}_" for i in scenario_ids)
+        assert [d for d in leftover_databases(self.server) if d.startswith(slugs)] == []
+
+
+@pytest.fixture
+def inner(pytester: pytest.Pytester, harness_server: Server, monkeypatch, tmp_path_factory) -> Inner:
+    # pytester gives the inner run a fresh HOME; keep the stacks' cache where it is
+    monkeypatch.setenv("MIGRATE_HARNESS_CACHE", STACK_CACHE)
+    tmpdir = tmp_path_factory.mktemp("inner-tmp")
+    monkeypatch.setenv("TMPDIR", str(tmpdir))
+    pytester.makeconftest('pytest_plugins = ["harness.plugin"]')
+    (pytester.path / "scenarios").mkdir()
+    return Inner(pytester, harness_server, tmpdir)
+
+
+# --- bad input -------------------------------------------------------------------------------
+
+BAD_FILES = {
+    "malformed.yaml": (
+        "id: malformed\ntitle: t\nsteps:\n  - name: s\n    commands: [init\n",
+        "scenarios/malformed.yaml:6: not valid YAML: expected ',' or ']', but got '<stream end>'",
+    ),
+    "unknown_key.yaml": (
+        "id: unknown_key\ntitle: t\nsteps:\n  - name: s\n    comands: [init]\n",
+        "scenarios/unknown_key.yaml:5: steps[0]: unknown key 'comands'; allowed keys here: commands, "
+        "models, name",
+    ),
+    "missing_field.yaml": (
+        "id: missing_field\nsteps:\n  - name: s\n    commands: [init]\n",
+        "scenarios/missing_field.yaml:1: (top level): 'title' is a required property",
+    ),
+    "wrong_type.yaml": (
+        "id: wrong_type\ntitle: t\nsteps:\n  - name: s\n    commands:\n      - migrate: [a, list]\n",
+        "scenarios/wrong_type.yaml:6: steps[0].commands[0].migrate: ['a', 'list'] is not of type 'string'",
+    ),
+}
+
+
+def test_bad_scenario_files_are_collection_errors_naming_file_line_and_key_and_the_others_run(inner):
+    inner.write("good.yaml", scenario_text("good"))
+    for name, (text, _) in BAD_FILES.items():
+        inner.write(name, text)
+    result = inner.run("--snapshot-update")
+    result.assert_outcomes(passed=1, errors=len(BAD_FILES))
+    out = result.stdout.str()
+    for name, (_, message) in BAD_FILES.items():
+        assert message in out, name
+        assert f"ERROR scenarios/{name}" in out
+    assert "Traceback" not in out
+    inner.assert_nothing_left("good")
+
+
+MODEL_ERRORS = {
+    "syntax": (
+        OWNERS + "          name = db.Column(db.String(50)\n",
+        ['*File "scenarios/syntax.yaml", line 10 (app/models.py line *)*', "*SyntaxError: *"],
+    ),
+    "name": (
+        OWNERS + "          name = db.Column(Strin(50))\n",
+        [
+            '*File "scenarios/name.yaml", line 10 (app/models.py line *), in Owner*',
+            "*NameError: name 'Strin' is not defined*",
+        ],
+    ),
+    "mapping": (
+        "      class Owner(db.Model):\n"
+        '          __tablename__ = "owners"\n\n'
+        "          name = db.Column(db.String(50))\n",
+        [
+            '*File "scenarios/mapping.yaml", line 6 (app/models.py line *), in <module>*',
+            "*ArgumentError: Mapper*could not assemble any primary key columns for mapped table 'owners'*",
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(MODEL_ERRORS))
+def test_broken_model_code_fails_the_step_with_scenario_file_lines(inner, kind):
+    models, lines = MODEL_ERRORS[kind]
+    text = scenario_text(kind, models)
+    inner.write(f"{kind}.yaml", text)
+    init_line = text.splitlines().index("      - init") + 1
+    result = inner.run()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            f"*scenarios/{kind}.yaml:{init_line}: step 'owners', command `flask db init`: failed*",
+            *lines,
+        ]
+    )
+    assert "/app/models.py" not in result.stdout.str(), "a path into the temporary project leaked"
+    inner.assert_nothing_left(kind)
+
+
+def _run(text: str, stack: StackEnv, server: Server, **kwargs) -> tuple[object, dict]:
+    """Run a scenario text through the runner, as the plugin does; (the run, its observation)."""
+    scenario = parse_scenario(text, Path(f"scenarios/{text.split()[1]}.yaml"))
+    run = run_scenario(scenario, stack, server, **kwargs)
+    return run, observe(run)
+
+
+def _databases_of(server: Server, scenario_id: str) -> list[str]:
+    return [d for d in leftover_databases(server) if d.startswith(f"mh_{scenario_id}_")]
+
+
+# Quotes, unicode, shell metacharacters and a leading dash: with a shell anywhere, `touch` would
+# leave files behind, `$HOME` would be expanded and the dash would read as an option.
+ODD_MESSAGE = '--sql it\'s "quoted" — ünïcödé ✓; $(touch pwned) `touch pwned2` | cat > out.txt & $HOME *'
+
+
+def test_a_migrate_message_with_quotes_unicode_and_shell_metacharacters_passes_through_unchanged(
+    harness_stack, harness_server, tmp_path
+):
+    text = scenario_text("odd_message").replace(
+        "create owners table", json.dumps(ODD_MESSAGE, ensure_ascii=False)
+    )
+    run, observed = _run(text, harness_stack, harness_server, keep=tmp_path)
+    assert run.error is None, run.error
+    revision = observed["steps"][0]["migration"]["revisions"][0]
+    assert revision["message"] == ODD_MESSAGE
+    assert "op.create_table('owners'" in revision["upgrade"], "--sql must not have been taken as an option"
+    (kept,) = tmp_path.iterdir()
+    made = sorted(p.name for p in kept.rglob("*") if p.name in ("pwned", "pwned2", "out.txt"))
+    assert made == []
+    (revision_file,) = (kept / "project" / "migrations" / "versions").glob("*.py")
+    assert ODD_MESSAGE in revision_file.read_text(encoding="utf-8")
+    assert _databases_of(harness_server, "odd_message") == []
+
+
+def test_paths_and_names_in_a_scenario_cannot_reach_outside_its_project(
+    harness_stack, harness_server, tmp_path
+):
+    # a scenario id is a file and database name: no separators, no dots
+    with pytest.raises(ScenarioError, match=r"escape.yaml:1: id: '\.\./x' does not match"):
+        parse_scenario(scenario_text("../x"), Path("scenarios/escape.yaml"))
+    # Migrate(directory=...) would put the migrations folder anywhere on the machine
+    moved = scenario_text("escape").replace("steps:", "migrate_options:\n  directory: /tmp/elsewhere\nsteps:")
+    with pytest.raises(ScenarioError) as exc:
+        parse_scenario(moved, Path("scenarios/escape.yaml"))
+    assert str(exc.value).startswith(
+        "scenarios/escape.yaml:4: migrate_options: 'directory' cannot be set by a scenario"
+    )
+    # a migrate message becomes part of a file name: Alembic keeps only its word characters
+    text = scenario_text("escape").replace("create owners table", "../../../../outside")
+    run, observed = _run(text, harness_stack, harness_server, keep=tmp_path)
+    assert run.error is None, run.error
+    (kept,) = tmp_path.iterdir()
+    (revision_file,) = [p for p in kept.rglob("*.py") if "outside" in p.name]
+    assert revision_file.parent == kept / "project" / "migrations" / "versions"
+    assert observed["steps"][0]["migration"]["revisions"][0]["message"] == "../../../../outside"
+
+
+def test_scenario_code_runs_in_its_temporary_project_without_the_harness_environment(
+    harness_stack, harness_server, monkeypatch
+):
+    # what the harness's own process has, and a reader's shell would not
+    monkeypatch.setenv("MIGRATE_HARNESS_PG_URL", harness_server.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw9")
+    models = (
+        "      import os, sys\n"
+        "      print('CWD', os.getcwd(), 'FILE', __file__, 'PATH0', os.path.abspath(sys.path[0]))\n"
+        "      print('ENV', sorted(k for k in os.environ if k.startswith(('MIGRATE_HARNESS', 'PYTEST'))))\n"
+        + OWNERS
+    )
+    run, _ = _run(scenario_text("confined", models), harness_stack, harness_server)
+    assert run.error is None, run.error
+    root = next(k for k, v in run.replacements.items() if v == "<project>")
+    output = run.steps[0].commands[0].result.output
+    assert f"CWD {root} FILE {root}/app/models.py PATH0 {root}" in output
+    assert "ENV []" in output, output
+    assert not Path(root).exists()
+
+
+# --- failing migrations ----------------------------------------------------------------------
+
+NOT_NULL = """\
+id: not_null_rows
+title: a NOT NULL column added to a table that holds a row
+steps:
+  - name: owners with one row
+    models: |
+      class Owner(db.Model):
+          __tablename__ = "owners"
+
+          id = db.Column(db.Integer, primary_key=True)
+    commands:
+      - init
+      - migrate: create owners table
+      - upgrade
+      - sql: INSERT INTO owners DEFAULT VALUES
+  - name: a required email
+    models: |
+      class Owner(db.Model):
+          __tablename__ = "owners"
+
+          id = db.Column(db.Integer, primary_key=True)
+          email = db.Column(db.String(255), nullable=False)
+    commands:
+      - migrate: add email
+      - upgrade:
+        expect: failure
+      - query: SELECT id FROM owners
+"""
+
+
+def test_an_upgrade_postgresql_rejects_is_an_observation_with_the_rolled_back_state(
+    harness_stack, harness_server
+):
+    run, observed = _run(NOT_NULL, harness_stack, harness_server)
+    assert run.error is None, run.error
+    step = observed["steps"][1]
+    upgrade = step["commands"][1]
+    assert upgrade["command"] == "flask db upgrade" and upgrade["exit"] == 1
+    assert upgrade["expect"] == "failure"
+    assert 'column "email" of relation "owners" contains null values' in upgrade["error"]
+    # the transaction rolled back: still at the first revision, no email column, the row kept
+    assert step["schema"]["alembic_version"] == ["<rev1>"]
+    assert [c["name"] for c in step["schema"]["tables"]["owners"]["columns"]] == ["id"]
+    assert step["commands"][2]["rows"] == [[1]]
+    # unexpected, the same failure stops the scenario with the database's reason and what to do
+    run, _ = _run(
+        NOT_NULL.replace("      - upgrade:\n        expect: failure\n", "      - upgrade\n"),
+        harness_stack,
+        harness_server,
+    )
+    assert run.error.startswith(
+        "scenarios/not_null_rows.yaml:24: step 'a required email', command `flask db upgrade`: "
+        "failed unexpectedly:\n"
+    )
+    assert 'column "email" of relation "owners" contains null values' in run.error
+    assert "What to do: fix the models or the command, or mark the command `expect: failure`" in run.error
+    assert _databases_of(harness_server, "not_null_rows") == []
+
+
+# --- faults ----------------------------------------------------------------------------------
+
+
+def _processes_in(folder: Path) -> list[str]:
+    """Processes whose working folder or command line is inside `folder`."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cwd = os.readlink(proc / "cwd")
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if cwd.startswith(str(folder)) or str(folder) in cmdline:
+            found.append(f"{proc.name}: {cmdline.strip()} (in {cwd})")
+    return found
+
+
+HANGING_MODELS = (
+    "      import time\n"
+    "      print('models: about to wait for ever', flush=True)\n"
+    "      time.sleep(600)\n" + OWNERS
+)
+
+
+def test_a_hanging_command_is_stopped_at_its_timeout_with_its_output_so_far(inner):
+    inner.write("hangs.yaml", scenario_text("hangs", HANGING_MODELS))
+    started = time.monotonic()
+    result = inner.run("--command-timeout", "5")
+    assert time.monotonic() - started < 120
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*scenarios/hangs.yaml:14: step 'owners', command `flask db init`: timed out; output so far:",
+            "models: about to wait for ever",
+            "What to do: look for a hang in the models or the migration, or raise --command-timeout",
+        ]
+    )
+    assert _processes_in(inner.tmpdir) == []
+    inner.assert_nothing_left("hangs")
+
+
+def test_hanging_sql_is_stopped_at_the_command_timeout(harness_stack, harness_server):
+    text = scenario_text("sql_hangs").replace(
+        "      - upgrade\n", "      - upgrade\n      - sql: SELECT pg_sleep(600)\n"
+    )
+    started = time.monotonic()
+    run, _ = _run(text, harness_stack, harness_server, timeout=15)
+    assert time.monotonic() - started < 90
+    assert run.error.startswith(
+        "scenarios/sql_hangs.yaml:14: step 'owners', command `sql: SELECT pg_sleep(600)`: "
+        "failed unexpectedly:\ncanceling statement due to statement timeout"
+    ), run.error
+    assert _databases_of(harness_server, "sql_hangs") == []
+
+
+def _wait_for(condition, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.2)
+
+
+def _sleeping(server: Server) -> bool:
+    engine = sa.create_engine(server.url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            query = "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%'"
+            return bool(conn.execute(sa.text(query)).scalar())
+    finally:
+        engine.dispose()
+
+
+def test_the_server_stopped_mid_run_is_a_clear_failure_and_the_other_scenarios_are_reported(inner):
+    # a server of its own, to stop while the first scenario's SQL waits on it
+    throwaway = ThrowawayServer()
+    server = throwaway.start()
+    try:
+        text = scenario_text("a_first").replace(
+            "      - upgrade\n", "      - upgrade\n      - sql: SELECT pg_sleep(60)\n"
+        )
+        inner.write("a_first.yaml", text)
+        inner.write("b_second.yaml", scenario_text("b_second"))
+        inner.write("c_third.yaml", scenario_text("c_third"))
+        url = server.url.render_as_string(hide_password=False)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pytest", "--pg-url", url, "-p", "no:cacheprovider", "-p", "no:randomly"],
+            cwd=inner.pytester.path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            _wait_for(lambda: _sleeping(server), 120, "the first scenario's pg_sleep")
+        finally:
+            throwaway.stop()
+        out, _ = proc.communicate(timeout=120)  # no hang
+    finally:
+        throwaway.stop()
+    assert proc.returncode == 1, out  # tests failed; not interrupted (2) nor an internal error (3)
+    assert "INTERNALERROR" not in out and "Traceback" not in out
+    assert "3 failed" in out
+    assert (
+        "scenarios/a_first.yaml:14: step 'owners', command `sql: SELECT pg_sleep(60)`: "
+        "the PostgreSQL server went away: " in out
+    )
+    for later in ("b_second", "c_third"):
+        assert (
+            f"scenarios/{later}.yaml: cannot create the scenario's database: connection to server at" in out
+        )
+    assert "What to do: check that the PostgreSQL server is running and reachable" in out
+    assert not [p for p in inner.tmpdir.iterdir() if p.name.startswith("migrate-harness-")]
