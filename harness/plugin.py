@@ -18,7 +18,7 @@ import yaml
 from harness import snapshot
 from harness.commands import DEFAULT_TIMEOUT
 from harness.fastrunner import ForkServer, ForkServerError, fork_runner
-from harness.observations import observe
+from harness.observations import lost_changes, observe
 from harness.runner import FlaskDb, ScenarioRun, run_scenario, subprocess_runner
 from harness.scenario import Scenario, ScenarioError, load_scenario
 from harness.server import (
@@ -287,6 +287,7 @@ class ScenarioItem(pytest.Item):
                     "(pytest --snapshot-update), then review the file it writes."
                 )
             elif cmp.diff:
+                problems += lost_changes(yaml.safe_load(cmp.path.read_text(encoding="utf-8")), observed)
                 problems.append(
                     f"observations differ from {cmp.path} (- expected, + observed):\n{cmp.diff}"
                     "If the change is intended, run with --snapshot-update and review the diff."

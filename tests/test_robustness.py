@@ -246,6 +246,43 @@ def test_scenario_code_runs_in_its_temporary_project_without_the_harness_environ
     assert not Path(root).exists()
 
 
+TWO_STEPS = """\
+id: no_change
+title: a column added in a second step
+steps:
+  - name: owners
+    models: |
+{models}    commands:
+      - init
+      - migrate: create owners table
+      - upgrade
+  - name: add email
+{second}    commands:
+      - migrate: add email
+      - upgrade
+"""
+
+
+def test_a_migrate_that_finds_no_change_where_the_snapshot_expects_ops_says_so(inner):
+    with_email = OWNERS + "          email = db.Column(db.String(255))\n"
+    second = "    models: |\n" + with_email
+    inner.write("no_change.yaml", TWO_STEPS.format(models=OWNERS, second=second))
+    inner.run("--snapshot-update").assert_outcomes(passed=1)
+    # the author forgets the second step's models: it keeps the first step's, nothing changes
+    inner.write("no_change.yaml", TWO_STEPS.format(models=OWNERS, second=""))
+    result = inner.run()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "step 'add email': `flask db migrate` found no change, but the snapshot expects 1 operation(s): "
+            "add_column owners email. Did the step's models change? (a step without `models` keeps the "
+            "previous step's)",
+            "observations differ from scenarios/__snapshots__/no_change.yaml (- expected, + observed):",
+        ]
+    )
+    inner.assert_nothing_left("no_change")
+
+
 # --- failing migrations ----------------------------------------------------------------------
 
 NOT_NULL = """\
