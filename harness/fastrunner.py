@@ -58,11 +58,14 @@ class ForkServer:
     stack: StackEnv
     process: subprocess.Popen[bytes]
     log: IO[bytes]  # the server's own stderr, shown when it fails
-    hello: dict[str, Any]
+    startup_timeout: float = STARTUP_TIMEOUT
+    _hello: dict[str, Any] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def start(cls, stack: StackEnv, startup_timeout: float = STARTUP_TIMEOUT) -> ForkServer:
+        """Launch the server and return at once: its imports (a second or more) then overlap with
+        whatever the caller does next, such as starting PostgreSQL. The first command waits."""
         python = stack.executable("python")
         log = tempfile.TemporaryFile(prefix="migrate-harness-forkserver-")  # noqa: SIM115 (closed in stop)
         process = subprocess.Popen(
@@ -74,13 +77,14 @@ class ForkServer:
             stderr=log,
             start_new_session=True,
         )
-        server = cls(stack=stack, process=process, log=log, hello={})
-        try:
-            server.hello = server._read(startup_timeout, "starting")
-        except BaseException:
-            server.stop()
-            raise
-        return server
+        return cls(stack=stack, process=process, log=log, startup_timeout=startup_timeout)
+
+    @property
+    def hello(self) -> dict[str, Any]:
+        """The server's first line: pid, Python version, what it preimported and what it could not."""
+        if self._hello is None:
+            self._hello = self._read(self.startup_timeout, "starting")
+        return self._hello
 
     @property
     def pid(self) -> int:
@@ -119,6 +123,7 @@ class ForkServer:
         with self._lock:
             if self.process.poll() is not None:
                 raise self._fail(f"is not running (exit code {self.process.returncode})")
+            self.hello  # noqa: B018 (waits for the server to be ready, once)
             start = time.perf_counter()
             stdin = self.process.stdin
             assert stdin is not None

@@ -253,8 +253,9 @@ class ScenarioItem(pytest.Item):
         h = harness(self.config)
         try:
             env = h.stack_env(self.stack)
-            server = h.server()
+            # the fork server (if any) imports while the PostgreSQL server starts
             flask_db = h.runner(env, self.config.getoption("command_timeout"))
+            server = h.server()
         except (StackError, ServerError, ForkServerError) as exc:
             raise ScenarioFailed(f"{self.scenario.path}: cannot run on stack {self.stack!r}: {exc}") from None
         keep = self.config.getoption("keep_projects")
