@@ -1,0 +1,189 @@
+"""Nothing left behind: after whole sessions, after interrupted ones, and with sessions side by side.
+
+Each test starts real pytest sessions of the harness (subprocesses, each with a ``TMPDIR`` of its
+own) and afterwards looks for what they could leave: ``migrate-harness-*`` folders (projects and
+throwaway servers), processes working in or started from that folder (``flask``, ``postgres``),
+and ``mh_*`` databases of their scenarios on a shared server.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.database import leftover_databases
+from harness.server import URL_ENV, Server
+from harness.stacks import default_cache_root
+
+pytestmark = pytest.mark.needs_server
+
+# Read before pytester moves HOME to its own folder (which would make every inner run build its stack).
+STACK_CACHE = str(default_cache_root())
+
+SCENARIO = """\
+id: {id}
+title: one table
+steps:
+  - name: owners
+    models: |
+{extra}      class Owner(db.Model):
+          __tablename__ = "owners"
+
+          id = db.Column(db.Integer, primary_key=True)
+    commands:
+      - init
+      - migrate: create owners table
+      - upgrade
+{more}"""
+
+# printed, then slept on: the flask command importing the models is then mid-run
+SLOW_MODELS = "      import time\n      print('models: sleeping', flush=True)\n      time.sleep(60)\n"
+
+
+def scenario(scenario_id: str, extra: str = "", more: str = "") -> str:
+    return SCENARIO.format(id=scenario_id, extra=extra, more=more)
+
+
+def processes_in(folder: Path) -> list[str]:
+    """Processes whose working folder or command line is inside `folder`."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cwd = os.readlink(proc / "cwd")
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if cwd.startswith(str(folder)) or str(folder) in cmdline:
+            found.append(f"{proc.name}: {cmdline.strip()} (in {cwd})")
+    return found
+
+
+def harness_folders(tmpdir: Path) -> list[str]:
+    return sorted(p.name for p in tmpdir.iterdir() if p.name.startswith("migrate-harness-"))
+
+
+class Session:
+    """One inner pytest session of the harness in a folder of its own, with its own TMPDIR."""
+
+    def __init__(self, folder: Path, url: str | None) -> None:
+        self.folder, self.url = folder, url
+        # As root the throwaway server runs as `postgres`, which must reach its folder in TMPDIR:
+        # pytest's own tmp_path (under a 0700 folder) is out of its reach.
+        self.tmpdir = Path(tempfile.mkdtemp(prefix="mh-test-session-", dir="/tmp"))
+        self.tmpdir.chmod(0o755)
+        folder.mkdir(parents=True)
+        (folder / "scenarios").mkdir()
+        (folder / "conftest.py").write_text('pytest_plugins = ["harness.plugin"]\n')
+
+    def write(self, scenario_id: str, text: str) -> None:
+        (self.folder / "scenarios" / f"{scenario_id}.yaml").write_text(text)
+
+    def start(self, *args: str) -> subprocess.Popen[str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+        env.pop(URL_ENV, None)
+        env.update(TMPDIR=str(self.tmpdir), MIGRATE_HARNESS_CACHE=STACK_CACHE)
+        url = ["--pg-url", self.url] if self.url else []
+        return subprocess.Popen(
+            [sys.executable, "-m", "pytest", *url, "-p", "no:cacheprovider", *args],
+            cwd=self.folder,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+    def assert_nothing_left(self) -> None:
+        try:
+            assert harness_folders(self.tmpdir) == []
+            assert processes_in(self.tmpdir) == []
+        finally:
+            shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+
+def wait_for(condition, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.2)
+
+
+def databases_of(server: Server, *scenario_ids: str) -> list[str]:
+    return [d for d in leftover_databases(server) if d.startswith(tuple(f"mh_{i}_" for i in scenario_ids))]
+
+
+@pytest.mark.parametrize(
+    ("signum", "own_server"),
+    [(signal.SIGINT, True), (signal.SIGTERM, True), (signal.SIGTERM, False)],
+    ids=["SIGINT-throwaway-server", "SIGTERM-throwaway-server", "SIGTERM-shared-server"],
+)
+def test_an_interrupted_run_leaves_no_database_folder_or_process(
+    tmp_path, harness_server, signum, own_server
+):
+    url = None if own_server else harness_server.url.render_as_string(hide_password=False)
+    session = Session(tmp_path / "session", url)
+    session.write("interrupted", scenario("interrupted", extra=SLOW_MODELS))
+    session.write("never_reached", scenario("never_reached"))
+    proc = session.start()
+    try:
+        # mid-scenario: the flask command is importing the sleeping models, inside the project
+        wait_for(
+            lambda: any("/project" in p for p in processes_in(session.tmpdir)) or proc.poll() is not None,
+            180,
+            "the scenario's flask command",
+        )
+        assert proc.poll() is None, proc.communicate()[0]
+        if own_server:
+            assert any("postgres" in p for p in processes_in(session.tmpdir)), (
+                "the throwaway server runs there"
+            )
+        else:
+            assert databases_of(harness_server, "interrupted")
+        proc.send_signal(signum)
+        out, _ = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, out
+    assert "KeyboardInterrupt" in out
+    if signum == signal.SIGTERM:
+        assert "signal 15" in out
+    session.assert_nothing_left()
+    assert databases_of(harness_server, "interrupted", "never_reached") == []
+
+
+def test_whole_sessions_side_by_side_never_collide_and_leave_nothing(tmp_path, harness_server):
+    """Two sessions at once, like two tox environments: each with its own throwaway server (two
+    ports), and two more with two xdist workers each on one shared server (four processes making
+    databases for the same scenario ids at the same time)."""
+    url = harness_server.url.render_as_string(hide_password=False)
+    # the SQL keeps each scenario's database alive long enough for the runs to overlap
+    wait = "      - sql: SELECT pg_sleep(2)\n"
+    sessions = [
+        Session(tmp_path / "own-a", None),
+        Session(tmp_path / "own-b", None),
+        Session(tmp_path / "shared-a", url),
+        Session(tmp_path / "shared-b", url),
+    ]
+    for s in sessions:
+        for scenario_id in ("side_one", "side_two"):
+            s.write(scenario_id, scenario(scenario_id, more=wait))
+    procs = [s.start("--snapshot-update") for s in sessions[:2]]
+    procs += [s.start("--snapshot-update", "-n", "2") for s in sessions[2:]]
+    outs = [p.communicate(timeout=600)[0] for p in procs]
+    for proc, out in zip(procs, outs, strict=True):
+        assert proc.returncode == 0, out
+        assert "2 passed" in out
+    for s in sessions:
+        s.assert_nothing_left()
+    assert databases_of(harness_server, "side_one", "side_two") == []
