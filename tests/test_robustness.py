@@ -458,3 +458,40 @@ def test_the_server_stopped_mid_run_is_a_clear_failure_and_the_other_scenarios_a
         )
     assert "What to do: check that the PostgreSQL server is running and reachable" in out
     assert not [p for p in inner.tmpdir.iterdir() if p.name.startswith("migrate-harness-")]
+
+
+# --- security --------------------------------------------------------------------------------
+
+ARTICLE_PASSWORD = "flask_migrate_test"  # the article's DATABASE_URL: flask_migrate_test:flask_migrate_test@
+
+
+def test_the_throwaway_server_listens_on_loopback_only_with_a_fresh_password():
+    servers = [ThrowawayServer(), ThrowawayServer()]
+    try:
+        first, second = (t.start() for t in servers)
+        folder = servers[0].folder
+        engine = sa.create_engine(first.url, poolclass=sa.pool.NullPool)
+        try:
+            with engine.connect() as conn:
+                settings = {
+                    name: conn.execute(sa.text(f"SHOW {name}")).scalar()
+                    for name in ("listen_addresses", "unix_socket_directories")
+                }
+                rules = conn.execute(
+                    sa.text("SELECT type, auth_method FROM pg_hba_file_rules WHERE error IS NULL")
+                ).all()
+        finally:
+            engine.dispose()
+        assert settings == {"listen_addresses": "127.0.0.1", "unix_socket_directories": str(folder)}
+        assert (folder.stat().st_mode & 0o077) == 0, "the socket's folder is private"
+        # TCP needs the password; only the private socket trusts
+        assert {auth for kind, auth in rules if kind != "local"} == {"scram-sha-256"}
+        passwords = {first.url.password, second.url.password}
+        assert len(passwords) == 2 and ARTICLE_PASSWORD not in passwords
+        assert all(len(p) >= 20 for p in passwords)
+        refused = sa.create_engine(first.url.set(password=ARTICLE_PASSWORD), poolclass=sa.pool.NullPool)
+        with pytest.raises(sa.exc.OperationalError, match="password authentication failed"):
+            refused.connect().close()
+    finally:
+        for t in servers:
+            t.stop()
