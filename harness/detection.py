@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -224,20 +225,24 @@ def generate(root: Path = SCENARIOS, repo: Path = ROOT, stack: str = REFERENCE_S
     return render([build_row(p, repo, stack) for p in scenario_files(root)], stack)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.detection", description=__doc__.splitlines()[0])
-    parser.add_argument("--output", type=Path, default=OUTPUT, help=f"default: {OUTPUT.relative_to(ROOT)}")
+def page_command(
+    argv: list[str] | None, prog: str, output: Path, generate_page: Callable[[], str], command: str
+) -> int:
+    """The command line shared by the generated pages: write the page, or with --check only
+    say whether the committed one is up to date."""
+    parser = argparse.ArgumentParser(prog=prog, description=f"regenerate {output.relative_to(ROOT)}")
+    parser.add_argument("--output", type=Path, default=output, help=f"default: {output.relative_to(ROOT)}")
     parser.add_argument("--check", action="store_true", help="only report whether the file is up to date")
     args = parser.parse_args(argv)
     try:
-        text = generate()
+        text = generate_page()
     except DetectionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     current = args.output.read_text(encoding="utf-8") if args.output.exists() else None
     if args.check:
         if current != text:
-            print(f"{args.output} is out of date; run `{COMMAND}` and commit it.", file=sys.stderr)
+            print(f"{args.output} is out of date; run `{command}` and commit it.", file=sys.stderr)
             return 1
         print(f"{args.output} is up to date.")
         return 0
@@ -248,6 +253,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"{args.output} is already up to date.")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return page_command(argv, "python -m harness.detection", OUTPUT, generate, COMMAND)
 
 
 if __name__ == "__main__":

@@ -12,11 +12,10 @@ run, written to docs/drift-claims.md.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-from harness.detection import ROOT, SCENARIOS, DetectionError, build_row, scenario_files
+from harness.detection import ROOT, SCENARIOS, build_row, page_command, scenario_files
 from harness.scenario import load_scenario
 from harness.snapshot import snapshot_paths
 from harness.stacks import load_stacks
@@ -59,26 +58,7 @@ def render(root: Path = SCENARIOS, stacks: list[str] | None = None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.drift", description=__doc__.splitlines()[0])
-    parser.add_argument("--output", type=Path, default=OUTPUT)
-    parser.add_argument("--check", action="store_true", help="only report whether the file is up to date")
-    args = parser.parse_args(argv)
-    try:
-        text = render()
-    except DetectionError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    current = args.output.read_text(encoding="utf-8") if args.output.exists() else None
-    if args.check:
-        if current != text:
-            print(
-                f"{args.output} is out of date; run `python -m harness.drift` and commit it.", file=sys.stderr
-            )
-            return 1
-        return 0
-    args.output.write_text(text, encoding="utf-8")
-    print(f"wrote {args.output}")
-    return 0
+    return page_command(argv, "python -m harness.drift", OUTPUT, render, "python -m harness.drift")
 
 
 if __name__ == "__main__":
