@@ -1,0 +1,74 @@
+"""Repeatability: the same scenarios and claims, run twice serially and once with two xdist workers,
+write byte-identical snapshot files, recorded verdicts and claims reports.
+
+Each run starts from a fresh copy with no snapshot and no recorded verdict, so every file compared is
+one the run wrote (``--snapshot-update``). The snapshots must also equal the ones committed in the
+library. Cost: three sessions of three library scenarios plus the claims of one stack, on the
+session's server: about 2 minutes on two busy cores (see docs/robustness.md).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.server import URL_ENV, Server
+from harness.stacks import default_cache_root
+
+pytestmark = pytest.mark.needs_server
+
+ROOT = Path(__file__).resolve().parent.parent
+# Few and varied: a plain change, an enum type (its own DDL), two pending revisions in one upgrade.
+SCENARIOS = ["columns/add_column.yaml", "enums/enum_with_table.yaml", "workflow/two_pending.yaml"]
+STACK_CACHE = str(default_cache_root())
+
+
+def _copy(dest: Path) -> Path:
+    for name in SCENARIOS:
+        target = dest / "scenarios" / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / "scenarios" / name, target)
+    (dest / "claims").mkdir()
+    shutil.copy(ROOT / "claims" / "catalogue.yaml", dest / "claims" / "catalogue.yaml")
+    (dest / "conftest.py").write_text('pytest_plugins = ["harness.plugin", "harness.claims.plugin"]\n')
+    return dest
+
+
+def _run(folder: Path, url: str, *args: str) -> dict[str, str]:
+    """Run the copy in `folder`; every file the run wrote, by relative path, with its text."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env.pop(URL_ENV, None)
+    env["MIGRATE_HARNESS_CACHE"] = STACK_CACHE
+    argv = [sys.executable, "-m", "pytest", "--pg-url", url, "-p", "no:cacheprovider", "--snapshot-update"]
+    argv += ["--claims-stack", "current", "--claims-report", "report.md", "scenarios", "claims", *args]
+    done = subprocess.run(argv, cwd=folder, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout + done.stderr
+    written = [
+        p for p in folder.rglob("*") if p.is_file() and ("__snapshots__" in p.parts or "verdicts" in p.parts)
+    ]
+    return {
+        str(p.relative_to(folder)): p.read_text(encoding="utf-8") for p in [*written, folder / "report.md"]
+    }
+
+
+def test_serial_twice_and_parallel_write_identical_snapshots_verdicts_and_claims_reports(
+    tmp_path: Path, harness_server: Server
+):
+    url = harness_server.url.render_as_string(hide_password=False)
+    first = _run(_copy(tmp_path / "serial-1"), url)
+    second = _run(_copy(tmp_path / "serial-2"), url)
+    parallel = _run(_copy(tmp_path / "parallel"), url, "-n", "2")
+    snapshots = sorted(p for p in first if "__snapshots__" in p)
+    assert len(snapshots) >= len(SCENARIOS)
+    assert "claims/verdicts/current.yaml" in first and "report.md" in first
+    assert sorted(second) == sorted(first) and sorted(parallel) == sorted(first)
+    for path in first:
+        assert second[path] == first[path], f"{path} differs between two serial runs"
+        assert parallel[path] == first[path], f"{path} differs between serial and -n 2"
+    for path in snapshots:
+        assert first[path] == (ROOT / path).read_text(encoding="utf-8"), f"{path} differs from the library's"
