@@ -36,6 +36,7 @@ from pathlib import Path
 
 import port_for
 import sqlalchemy as sa
+from mirakuru.exceptions import AlreadyRunning
 from pytest_postgresql.executors import PostgreSQLExecutor
 
 URL_ENV = "MIGRATE_HARNESS_PG_URL"
@@ -209,6 +210,10 @@ class _Executor(PostgreSQLExecutor):
         return super()._build_initdb_command(options, pgdata)
 
 
+class _PortTaken(ServerError):
+    """The chosen port was bound by someone else before the server could bind it."""
+
+
 class ThrowawayServer:
     """Start a private PostgreSQL for one test session and remove every trace of it on stop."""
 
@@ -233,8 +238,32 @@ class ThrowawayServer:
         pwfile.chmod(stat.S_IRUSR | stat.S_IWUSR)
         if os.geteuid() == 0:
             os.chown(pwfile, account.pw_uid, account.pw_gid)
-        port = port_for.select_random()
-        self.executor = _Executor(
+        self.executor = self._start(executable, pwfile)
+        url = sa.URL.create(
+            "postgresql+psycopg2", "postgres", password, "127.0.0.1", self.executor.port, "postgres"
+        )
+        return Server(url=url, version=_wait_until_ready(url), origin=self.choice.note)
+
+    def _start(self, executable: str, pwfile: Path, attempts: int = 3) -> _Executor:
+        """Start on a free port; a port taken between choosing and binding gets another try."""
+        assert self.folder is not None
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._start_on(executable, pwfile, port_for.select_random())
+            except _PortTaken:
+                if attempt == attempts:
+                    self.stop()
+                    raise
+                shutil.rmtree(self.folder / "data", ignore_errors=True)
+                (self.folder / "server.log").unlink(missing_ok=True)
+            except ServerError:
+                self.stop()
+                raise
+        raise AssertionError("unreachable")
+
+    def _start_on(self, executable: str, pwfile: Path, port: int) -> _Executor:
+        assert self.folder is not None
+        executor = _Executor(
             executable=executable,
             host="127.0.0.1",
             port=port,
@@ -248,17 +277,18 @@ class ThrowawayServer:
             pwfile=str(pwfile),
         )
         try:
-            self.executor.start()
+            executor.start()
         except Exception as exc:
             log = self.folder / "server.log"
             tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-            self.stop()
-            raise ServerError(
+            if executor.running():
+                executor.stop()
+            error = _PortTaken if isinstance(exc, AlreadyRunning) or "could not bind" in tail else ServerError
+            raise error(
                 f"the throwaway PostgreSQL did not start ({exc}); pg_ctl: {self.pg_ctl}\n{tail}\n"
                 f"Point the harness at a running server instead with --pg-url or {URL_ENV}."
             ) from None
-        url = sa.URL.create("postgresql+psycopg2", "postgres", password, "127.0.0.1", port, "postgres")
-        return Server(url=url, version=_wait_until_ready(url), origin=self.choice.note)
+        return executor
 
     def stop(self) -> None:
         if self.executor is not None:

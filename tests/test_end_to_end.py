@@ -7,6 +7,9 @@ from harness.stacks import default_cache_root
 
 pytestmark = pytest.mark.needs_server
 
+# Read before pytester moves HOME to its own folder (which would make every inner run build its stack).
+STACK_CACHE = str(default_cache_root())
+
 MODEL = """\
       class Owner(db.Model):
           __tablename__ = "owners"
@@ -29,8 +32,7 @@ steps:
 
 @pytest.fixture
 def project(pytester: pytest.Pytester, harness_server: Server, monkeypatch) -> pytest.Pytester:
-    # pytester gives the inner run a fresh HOME; keep the stacks' cache where it is
-    monkeypatch.setenv("MIGRATE_HARNESS_CACHE", str(default_cache_root()))
+    monkeypatch.setenv("MIGRATE_HARNESS_CACHE", STACK_CACHE)
     pytester.makeconftest('pytest_plugins = ["harness.plugin"]')
     (pytester.path / "scenarios").mkdir()
     pytester.url = harness_server.url.render_as_string(hide_password=False)  # type: ignore[attr-defined]

@@ -112,3 +112,27 @@ def test_as_root_binaries_the_server_account_cannot_reach_are_copied(tmp_path):
     version, _, folder = _start_and_stop(throwaway)
     assert version.startswith("18")
     assert not folder.exists()
+
+
+def test_a_port_taken_between_choice_and_bind_gets_another_try(monkeypatch):
+    """port_for picks a free port, but another process may bind it first: the start retries."""
+    import socket
+
+    import port_for
+
+    from harness import server as server_module
+
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen()
+    taken = blocker.getsockname()[1]
+    choices = iter([taken, port_for.select_random()])
+    monkeypatch.setattr(server_module.port_for, "select_random", lambda: next(choices))
+    throwaway = server_module.ThrowawayServer()
+    try:
+        started = throwaway.start()
+        assert started.url.port != taken
+        assert server_module.server_version(started.url)
+    finally:
+        throwaway.stop()
+        blocker.close()
