@@ -22,8 +22,8 @@ def _command(record: CommandRecord) -> dict[str, Any]:
             out["error"] = error_line(record.result.output)
     elif record.sql_error is not None:
         out["error"] = record.sql_error.splitlines()[0]
-    if record.command.expect_failure:
-        out["expect"] = "failure"
+    if record.command.expect_failure or record.command.expect_any:
+        out["expect"] = "failure" if record.command.expect_failure else "any"
     if record.rows is not None:
         out["rows"] = record.rows
     return out

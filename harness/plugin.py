@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
+from packaging.specifiers import SpecifierSet
 
 from harness import snapshot
 from harness.commands import DEFAULT_TIMEOUT
@@ -226,6 +227,17 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     return None
 
 
+def unmet_requirements(requires: dict[str, str], versions: dict[str, str]) -> list[str]:
+    """The scenario's `requires` entries the stack's installed versions do not satisfy."""
+    installed = {name.lower().replace("_", "-"): version for name, version in versions.items()}
+    unmet = []
+    for name, spec in requires.items():
+        version = installed.get(name.replace("_", "-"))
+        if version is None or not SpecifierSet(spec).contains(version, prereleases=True):
+            unmet.append(f"{name}{spec} (installed: {version or 'none'})")
+    return unmet
+
+
 class ScenarioFailed(Exception):
     """A scenario whose run or snapshot did not come out as expected; the text says why."""
 
@@ -258,6 +270,9 @@ class ScenarioItem(pytest.Item):
             server = h.server()
         except (StackError, ServerError, ForkServerError) as exc:
             raise ScenarioFailed(f"{self.scenario.path}: cannot run on stack {self.stack!r}: {exc}") from None
+        missing = unmet_requirements(self.scenario.requires, env.versions)
+        if missing:
+            pytest.skip(f"stack {self.stack!r} lacks what the scenario requires: {'; '.join(missing)}")
         keep = self.config.getoption("keep_projects")
         self.run = run_scenario(
             self.scenario,
@@ -293,6 +308,14 @@ class ScenarioItem(pytest.Item):
                     f"observations differ from {cmp.path} (- expected, + observed):\n{cmp.diff}"
                     "If the change is intended, run with --snapshot-update and review the diff."
                 )
+        broken = self.scenario.broken_on.get(self.stack)
+        if broken and problems:
+            pytest.xfail(f"known break on {self.stack}: {broken} ({problems[0].splitlines()[0]})")
+        if broken:
+            problems.append(
+                f"broken_on lists stack {self.stack!r} ({broken}), but the scenario now passes there.\n"
+                f"What to do: remove {self.stack!r} from broken_on and record its snapshot."
+            )
         if problems:
             raise ScenarioFailed("\n\n".join(problems))
 

@@ -31,6 +31,7 @@ class Command:
     name: str  # one of COMMAND_NAMES
     arg: str | None = None  # migrate message, upgrade/downgrade target, SQL text
     expect_failure: bool = False
+    expect_any: bool = False  # the outcome is observed (and snapshotted) but not judged: stacks differ
     line: int = 0
 
     @property
@@ -60,6 +61,8 @@ class Scenario:
     steps: tuple[Step, ...]
     migrate_options: dict[str, Any] = field(default_factory=dict)
     known_failures: dict[str, str] = field(default_factory=dict)  # invariant name -> why
+    requires: dict[str, str] = field(default_factory=dict)  # distribution -> version specifier
+    broken_on: dict[str, str] = field(default_factory=dict)  # stack -> why it cannot pass there
 
     @property
     def snapshot_dir(self) -> Path:
@@ -154,6 +157,7 @@ def _step_commands(raw: list[Any], nodes: yaml.SequenceNode) -> tuple[Command, .
                 name=name,
                 arg=None if arg is None else str(arg),
                 expect_failure=item.get("expect") == "failure",
+                expect_any=item.get("expect") == "any",
                 line=line,
             )
         )
@@ -208,6 +212,8 @@ def parse_scenario(text: str, path: Path) -> Scenario:
         steps=tuple(steps),
         migrate_options=dict(data.get("migrate_options", {})),
         known_failures=dict(data.get("known_failures", {})),
+        requires={k.lower(): v for k, v in data.get("requires", {}).items()},
+        broken_on=dict(data.get("broken_on", {})),
     )
 
 

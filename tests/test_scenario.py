@@ -104,3 +104,27 @@ def test_a_bad_id_and_a_bad_option_name_are_refused():
     message = error_of(GOOD.replace("id: example", "id: Bad Id").replace("compare_server_default", "a-b"))
     assert "example.yaml:1:" in message and "id: 'Bad Id' does not match" in message
     assert "example.yaml:4:" in message
+
+
+def test_requires_broken_on_and_expect_any_are_read():
+    text = GOOD.replace(
+        "steps:\n",
+        'requires:\n  SQLAlchemy: ">=2.0"\nbroken_on:\n  mid2023: a bug in that alembic\nsteps:\n',
+        1,
+    ).replace("        expect: failure", "        expect: any")
+    scenario = parse_scenario(text, PATH)
+    assert scenario.requires == {"sqlalchemy": ">=2.0"}
+    assert scenario.broken_on == {"mid2023": "a bug in that alembic"}
+    downgrade = scenario.steps[1].commands[0]
+    assert (downgrade.expect_any, downgrade.expect_failure) == (True, False)
+    assert "expect" in error_of(GOOD.replace("expect: failure", "expect: maybe"))
+
+
+def test_unmet_requirements_compare_with_the_installed_versions():
+    from harness.plugin import unmet_requirements
+
+    assert unmet_requirements({"sqlalchemy": ">=2.0"}, {"SQLAlchemy": "2.0.58"}) == []
+    assert unmet_requirements({"sqlalchemy": ">=2.0"}, {"sqlalchemy": "1.4.54"}) == [
+        "sqlalchemy>=2.0 (installed: 1.4.54)"
+    ]
+    assert unmet_requirements({"flask_migrate": ">=4"}, {}) == ["flask_migrate>=4 (installed: none)"]
