@@ -181,6 +181,8 @@ class ClaimItem(pytest.Item):
         super().__init__(**kwargs)
         self.claim = claim
         self.stack = stack
+        # under `pytest -n N --dist loadgroup` a stack's claims share one worker, so one probe
+        self.add_marker(pytest.mark.xdist_group(f"claims-{stack}"))
 
     def runtest(self) -> None:
         probes = self.config.stash[_PROBES]
