@@ -1,33 +1,13 @@
 """The plugin end to end, through pytester: a scenario file in, pytest's verdict and report out."""
 
 import pytest
+from helpers import OWNERS, STACK_CACHE, one_table
 
 from harness.server import Server
-from harness.stacks import default_cache_root
 
 pytestmark = pytest.mark.needs_server
 
-# Read before pytester moves HOME to its own folder (which would make every inner run build its stack).
-STACK_CACHE = str(default_cache_root())
-
-MODEL = """\
-      class Owner(db.Model):
-          __tablename__ = "owners"
-
-          id = db.Column(db.Integer, primary_key=True)
-"""
-
-SCENARIO = """\
-id: mini
-title: one table
-steps:
-  - name: owners
-    models: |
-{models}    commands:
-      - init
-      - migrate: create owners table
-      - upgrade
-"""
+MODEL = OWNERS
 
 
 @pytest.fixture
@@ -40,7 +20,7 @@ def project(pytester: pytest.Pytester, harness_server: Server, monkeypatch) -> p
 
 
 def write(pytester: pytest.Pytester, models: str) -> None:
-    (pytester.path / "scenarios" / "mini.yaml").write_text(SCENARIO.format(models=models))
+    (pytester.path / "scenarios" / "mini.yaml").write_text(one_table("mini", models))
 
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:

@@ -18,15 +18,14 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import STACK_CACHE, processes_in
 
 from harness.database import leftover_databases
 from harness.server import URL_ENV, Server
-from harness.stacks import default_cache_root
 
 pytestmark = pytest.mark.needs_server
 
 # Read before pytester moves HOME to its own folder (which would make every inner run build its stack).
-STACK_CACHE = str(default_cache_root())
 
 SCENARIO = """\
 id: {id}
@@ -50,22 +49,6 @@ SLOW_MODELS = "      import time\n      print('models: sleeping', flush=True)\n 
 
 def scenario(scenario_id: str, extra: str = "", more: str = "") -> str:
     return SCENARIO.format(id=scenario_id, extra=extra, more=more)
-
-
-def processes_in(folder: Path) -> list[str]:
-    """Processes whose working folder or command line is inside `folder`."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cwd = os.readlink(proc / "cwd")
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if cwd.startswith(str(folder)) or str(folder) in cmdline:
-            found.append(f"{proc.name}: {cmdline.strip()} (in {cwd})")
-    return found
 
 
 def harness_folders(tmpdir: Path) -> list[str]:

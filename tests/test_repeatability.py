@@ -16,16 +16,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import STACK_CACHE
 
 from harness.server import URL_ENV, Server
-from harness.stacks import default_cache_root
 
 pytestmark = pytest.mark.needs_server
 
 ROOT = Path(__file__).resolve().parent.parent
 # Few and varied: a plain change, an enum type (its own DDL), two pending revisions in one upgrade.
 SCENARIOS = ["columns/add_column.yaml", "enums/enum_with_table.yaml", "workflow/two_pending.yaml"]
-STACK_CACHE = str(default_cache_root())
 
 
 def _copy(dest: Path) -> Path:

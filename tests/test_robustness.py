@@ -10,7 +10,6 @@ The cases and what the user sees are listed in docs/robustness.md.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -18,41 +17,18 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from helpers import OWNERS, STACK_CACHE, one_table, processes_in
 
 from harness.database import leftover_databases
 from harness.observations import observe
 from harness.runner import run_scenario
 from harness.scenario import ScenarioError, parse_scenario
 from harness.server import Server, ThrowawayServer
-from harness.stacks import StackEnv, default_cache_root
+from harness.stacks import StackEnv
 
 pytestmark = pytest.mark.needs_server
 
-# Read before pytester moves HOME to its own folder (which would make every inner run build its stack).
-STACK_CACHE = str(default_cache_root())
-
-OWNERS = """\
-      class Owner(db.Model):
-          __tablename__ = "owners"
-
-          id = db.Column(db.Integer, primary_key=True)
-"""
-
-GOOD = """\
-id: {id}
-title: one table
-steps:
-  - name: owners
-    models: |
-{models}    commands:
-      - init
-      - migrate: create owners table
-      - upgrade
-"""
-
-
-def scenario_text(scenario_id: str, models: str = OWNERS) -> str:
-    return GOOD.format(id=scenario_id, models=models)
+scenario_text = one_table
 
 
 class Inner:
@@ -347,22 +323,6 @@ def test_an_upgrade_postgresql_rejects_is_an_observation_with_the_rolled_back_st
 # --- faults ----------------------------------------------------------------------------------
 
 
-def _processes_in(folder: Path) -> list[str]:
-    """Processes whose working folder or command line is inside `folder`."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cwd = os.readlink(proc / "cwd")
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if cwd.startswith(str(folder)) or str(folder) in cmdline:
-            found.append(f"{proc.name}: {cmdline.strip()} (in {cwd})")
-    return found
-
-
 HANGING_MODELS = (
     "      import time\n"
     "      print('models: about to wait for ever', flush=True)\n"
@@ -383,7 +343,7 @@ def test_a_hanging_command_is_stopped_at_its_timeout_with_its_output_so_far(inne
             "What to do: look for a hang in the models or the migration, or raise --command-timeout",
         ]
     )
-    assert _processes_in(inner.tmpdir) == []
+    assert processes_in(inner.tmpdir) == []
     inner.assert_nothing_left("hangs")
 
 

@@ -1,0 +1,52 @@
+"""Pieces shared by the tests that run the harness as a user does (inner pytest sessions)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from harness.stacks import default_cache_root
+
+# Read at import, before pytester moves HOME to its own folder: inner runs then reuse the
+# stacks' environments instead of building them again.
+STACK_CACHE = str(default_cache_root())
+
+OWNERS = """\
+      class Owner(db.Model):
+          __tablename__ = "owners"
+
+          id = db.Column(db.Integer, primary_key=True)
+"""
+
+ONE_TABLE = """\
+id: {id}
+title: one table
+steps:
+  - name: owners
+    models: |
+{models}    commands:
+      - init
+      - migrate: create owners table
+      - upgrade
+"""
+
+
+def one_table(scenario_id: str, models: str = OWNERS) -> str:
+    """A scenario file's text: init, one model, migrate, upgrade."""
+    return ONE_TABLE.format(id=scenario_id, models=models)
+
+
+def processes_in(folder: Path) -> list[str]:
+    """Processes whose working folder or command line is inside `folder`."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cwd = os.readlink(proc / "cwd")
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if cwd.startswith(str(folder)) or str(folder) in cmdline:
+            found.append(f"{proc.name}: {cmdline.strip()} (in {cwd})")
+    return found
