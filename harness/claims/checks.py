@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from harness import runner
 from harness.claims.article import Article
 from harness.claims.probe import Observations
 from harness.commands import CommandResult
@@ -50,9 +51,7 @@ def error_line(result: CommandResult | None) -> str:
     """The line of a command's output that says what went wrong."""
     if result is None:
         return "(not run)"
-    lines = [line.strip() for line in result.output.splitlines() if line.strip()]
-    errors = [line for line in lines if re.match(r"^([\w.]*(Error|Exception)|Error):", line)]
-    return (errors or lines or [f"exit {result.exit_code}"])[-1]
+    return runner.error_line(result.output).strip() or f"exit {result.exit_code}"
 
 
 def _not_reached(what: str, result: CommandResult | None, article: str) -> Verdict:
