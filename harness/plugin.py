@@ -364,13 +364,21 @@ def _collected_roots(config: pytest.Config) -> list[Path]:
     return roots
 
 
-def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    written = [
-        value
+def call_properties(terminalreporter: Any) -> list[list[tuple[str, Any]]]:
+    """The user_properties of every test's call phase (they travel back from xdist workers)."""
+    return [
+        list(getattr(report, "user_properties", []))
         for reports in terminalreporter.stats.values()
         for report in reports
         if getattr(report, "when", None) == "call"
-        for key, value in getattr(report, "user_properties", [])
+    ]
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    written = [
+        value
+        for props in call_properties(terminalreporter)
+        for key, value in props
         if key == "snapshot_written"
     ]
     if written:

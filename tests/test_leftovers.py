@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import STACK_CACHE, processes_in
+from helpers import OWNERS, STACK_CACHE, one_table, processes_in
 
 from harness.database import leftover_databases
 from harness.server import URL_ENV, Server
@@ -27,28 +27,12 @@ pytestmark = pytest.mark.needs_server
 
 # Read before pytester moves HOME to its own folder (which would make every inner run build its stack).
 
-SCENARIO = """\
-id: {id}
-title: one table
-steps:
-  - name: owners
-    models: |
-{extra}      class Owner(db.Model):
-          __tablename__ = "owners"
-
-          id = db.Column(db.Integer, primary_key=True)
-    commands:
-      - init
-      - migrate: create owners table
-      - upgrade
-{more}"""
-
 # printed, then slept on: the flask command importing the models is then mid-run
 SLOW_MODELS = "      import time\n      print('models: sleeping', flush=True)\n      time.sleep(60)\n"
 
 
 def scenario(scenario_id: str, extra: str = "", more: str = "") -> str:
-    return SCENARIO.format(id=scenario_id, extra=extra, more=more)
+    return one_table(scenario_id, extra + OWNERS) + more
 
 
 def harness_folders(tmpdir: Path) -> list[str]:

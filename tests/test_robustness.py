@@ -222,16 +222,7 @@ def test_scenario_code_runs_in_its_temporary_project_without_the_harness_environ
     assert not Path(root).exists()
 
 
-TWO_STEPS = """\
-id: no_change
-title: a column added in a second step
-steps:
-  - name: owners
-    models: |
-{models}    commands:
-      - init
-      - migrate: create owners table
-      - upgrade
+SECOND_STEP = """\
   - name: add email
 {second}    commands:
       - migrate: add email
@@ -239,13 +230,18 @@ steps:
 """
 
 
+def two_steps(second: str) -> str:
+    """The one-table scenario, then a step that may (or may not) add a column."""
+    return one_table("no_change") + SECOND_STEP.format(second=second)
+
+
 def test_a_migrate_that_finds_no_change_where_the_snapshot_expects_ops_says_so(inner):
     with_email = OWNERS + "          email = db.Column(db.String(255))\n"
     second = "    models: |\n" + with_email
-    inner.write("no_change.yaml", TWO_STEPS.format(models=OWNERS, second=second))
+    inner.write("no_change.yaml", two_steps(second))
     inner.run("--snapshot-update").assert_outcomes(passed=1)
     # the author forgets the second step's models: it keeps the first step's, nothing changes
-    inner.write("no_change.yaml", TWO_STEPS.format(models=OWNERS, second=""))
+    inner.write("no_change.yaml", two_steps(""))
     result = inner.run()
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(

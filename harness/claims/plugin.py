@@ -28,7 +28,7 @@ from harness.claims.article import Article, ArticleError, load_article
 from harness.claims.checks import BROKEN, CHECKS, DRIFTED, NOT_CHECKED, VERDICTS, Verdict, run_check
 from harness.claims.probe import Observations, probe
 from harness.claims.report import ClaimResult, environment_json, markdown, terminal_table
-from harness.plugin import ALL_STACKS, expand_stacks, harness
+from harness.plugin import ALL_STACKS, call_properties, expand_stacks, harness
 from harness.server import ServerError
 from harness.stacks import StackError
 
@@ -258,14 +258,8 @@ class ClaimItem(pytest.Item):
 
 
 def _results(terminalreporter: Any) -> list[ClaimResult]:
-    out = []
-    for reports in terminalreporter.stats.values():
-        for report in reports:
-            if getattr(report, "when", None) == "call":
-                result = ClaimResult.from_properties(getattr(report, "user_properties", []))
-                if result:
-                    out.append(result)
-    return out
+    results = (ClaimResult.from_properties(props) for props in call_properties(terminalreporter))
+    return [r for r in results if r is not None]
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
