@@ -1,7 +1,9 @@
-"""Loads the migrate-harness pytest plugin for every run started in this repository.
+"""The repository's own pytest setup.
 
-The plugin is registered here rather than through an entry point so that a stack's own
-environment (which never has the harness installed) cannot pick it up by accident.
+The migrate-harness plugin itself comes from the ``pytest11`` entry point that installing the
+project registers (``pip install -e .``, which tox does), exactly as another tutorial's
+repository gets it. Here we add only pytester, which the harness's own tests use to run inner
+pytest sessions.
 """
 
-pytest_plugins = ["harness.plugin", "harness.claims.plugin", "pytester"]
+pytest_plugins = ["pytester"]

@@ -21,8 +21,7 @@ import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,11 +31,11 @@ from rich.table import Table
 
 from benchmarks.timing_plugin import DIR_ENV
 from harness.database import scratch_database
-from harness.plugin import is_scenario_file
 from harness.project import FIXTURE
-from harness.scenario import Scenario, load_scenario
-from harness.server import URL_ENV, Server, ThrowawayServer, existing_server
-from harness.stacks import StackEnv, ensure_env, load_stacks
+from harness.scenario import Scenario, is_scenario_file, load_scenario
+from harness.server import URL_ENV
+from harness.session import Options, Session
+from harness.stacks import StackEnv
 
 ROOT = Path(__file__).resolve().parent.parent
 FLOOR_SCRIPT = Path(__file__).resolve().parent / "floor_main.py"
@@ -108,18 +107,6 @@ def run_library(runner: str, workers: int, stack: str, files: list[Path], pg_url
         )
 
 
-@contextmanager
-def bench_server(pg_url: str | None) -> Iterator[Server]:
-    if pg_url:
-        yield existing_server(pg_url)
-        return
-    throwaway = ThrowawayServer()
-    try:
-        yield throwaway.start()
-    finally:
-        throwaway.stop()
-
-
 def _floor_job(scenario: Scenario, url: str) -> dict[str, Any]:
     return {
         "id": scenario.id,
@@ -137,7 +124,8 @@ def run_floor(
 ) -> tuple[dict[str, list[float]], list[str], str]:
     """The floor's timings by kind ("migrate", "upgrade", "all"), the errors it met, the server version."""
     scenarios = [load_scenario(path) for path in files]
-    with bench_server(pg_url) as server, ExitStack() as stack:
+    with Session(Options(pg_url=pg_url)) as session, ExitStack() as stack:
+        server = session.server()
         jobs = [
             _floor_job(
                 s, stack.enter_context(scratch_database(server, s.id)).render_as_string(hide_password=False)
@@ -260,7 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     console = Console(width=200)
     files = scenario_files(args.paths)
-    env = ensure_env(load_stacks()[args.stack])
+    with Session() as session:
+        env = session.stack_env(args.stack)
     meta: dict[str, Any] = {
         "cpus": os.cpu_count(),
         "load_start": " ".join(f"{x:.2f}" for x in os.getloadavg()),

@@ -19,7 +19,8 @@ DIR_ENV = "MIGRATE_HARNESS_BENCH_DIR"
 
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
     folder = os.environ.get(DIR_ENV)
-    run = getattr(item, "run", None)  # a ScenarioItem's ScenarioRun, once it has run
+    result = getattr(item, "result", None)  # a ScenarioItem's ScenarioCheck, once it has run
+    run = result.run if result is not None else None
     if not folder or run is None:
         return
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")

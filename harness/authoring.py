@@ -5,32 +5,30 @@ that is valid as written (it runs: an owners table, then a column added), so an 
 working scenario instead of starting from a blank page.
 
 ``python -m harness.authoring show scenarios/columns/my_change.yaml [--stack NAME]`` runs one
-scenario exactly as the test does (real ``flask db`` from the stack's environment, a throwaway
-PostgreSQL unless ``--pg-url``/``MIGRATE_HARNESS_PG_URL`` names one) and prints each step's
-commands, the migration files autogenerate wrote and the schema afterwards, without comparing
-anything: it is how an author learns what to expect before writing the snapshot. The server, the
-database and the temporary project are removed on exit, Ctrl-C and SIGTERM included.
+scenario exactly as the test does (a `Session`: real ``flask db`` from the stack's environment, a
+throwaway PostgreSQL unless ``--pg-url``/``MIGRATE_HARNESS_PG_URL`` names one) and prints each
+step's commands, the migration files autogenerate wrote and the schema afterwards, then the
+outcome `judge` gives, the same one pytest gives: it exits 1 exactly when the test would fail,
+with the same reasons. It uses the fork runner unless ``--runner subprocess`` is given. The
+server, the database and the temporary project are removed on exit, Ctrl-C and SIGTERM included.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import re
-import signal
 import sys
 from pathlib import Path
 from typing import Any
 
-from harness import snapshot
-from harness.commands import DEFAULT_TIMEOUT
-from harness.observations import observe
-from harness.runner import run_scenario
-from harness.scenario import ScenarioError, load_scenario, parse_scenario
-from harness.server import URL_ENV, Server, ServerError, ThrowawayServer, existing_server
-from harness.stacks import StackError, ensure_env, load_stacks
-
-DEFAULT_STACK = "current"
+from harness import store
+from harness.check import check_scenario
+from harness.judge import FAIL, SKIP, XFAIL, Outcome
+from harness.runners import ForkServerError
+from harness.scenario import ScenarioError, load_scenario, parse_scenario, scenario_files
+from harness.server import ServerError
+from harness.session import DEFAULT_STACK, Options, Session, add_arguments, stop_on_sigterm
+from harness.stacks import StackError
 
 TEMPLATE = """\
 # A scenario: model changes and the `flask db` commands a reader would run after each.
@@ -94,6 +92,13 @@ def scaffold(path: Path) -> Path:
     if path.exists():
         raise AuthoringError(f"{path} already exists; choose another name or edit that file")
     scenario_id = re.sub(r"[^a-z0-9_-]+", "_", path.stem.lower()).strip("_-") or "scenario"
+    root = next(folder for folder in path.resolve().parents if folder.name == "scenarios")
+    for other in scenario_files(root) if root.is_dir() else []:
+        if _declares(other, scenario_id):
+            raise AuthoringError(
+                f"{path}: the id {scenario_id!r} is already used by {other}; choose another file name "
+                "(the id comes from it and names the snapshot files)"
+            )
     text = TEMPLATE.format(path=path.as_posix(), id=scenario_id)
     parse_scenario(text, path)  # the template must stay valid: fail here rather than in the author's hands
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -118,7 +123,7 @@ def format_observation(data: dict[str, Any]) -> str:
             if "error" in command:
                 out.append(f"    error: {command['error']}\n")
             if "rows" in command:
-                out.append("    rows:\n" + _indent(snapshot.dump(command["rows"]), "      "))
+                out.append("    rows:\n" + _indent(store.dump(command["rows"]), "      "))
         migration = step.get("migration")
         if migration is not None:
             out.append(f"  migration files written: {migration['files']}\n")
@@ -130,51 +135,43 @@ def format_observation(data: dict[str, Any]) -> str:
                 )
                 out.append("  def upgrade():\n" + _indent(rev["upgrade"]))
                 out.append("  def downgrade():\n" + _indent(rev["downgrade"]))
-        out.append("  schema after the step:\n" + _indent(snapshot.dump(step["schema"])))
+        out.append("  schema after the step:\n" + _indent(store.dump(step["schema"])))
     if "invariants" in data:
-        out.append("\n== invariants\n" + _indent(snapshot.dump(data["invariants"])))
+        out.append("\n== invariants\n" + _indent(store.dump(data["invariants"])))
     return "".join(out)
 
 
-def _server(pg_url: str | None, pg_ctl: str | None) -> tuple[Server, ThrowawayServer | None]:
-    if pg_url:
-        return existing_server(pg_url), None
-    throwaway = ThrowawayServer(pg_ctl)
-    return throwaway.start(), throwaway
-
-
-def _terminate(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-def show(
-    path: Path,
-    stack_name: str = DEFAULT_STACK,
-    pg_url: str | None = None,
-    pg_ctl: str | None = None,
-    timeout: float = DEFAULT_TIMEOUT,
-    as_yaml: bool = False,
-) -> tuple[str, str | None]:
-    """Run the scenario; return (what to print, the run's error or None)."""
-    scenario = load_scenario(path)
-    stacks = load_stacks()
-    if stack_name not in stacks:
-        raise AuthoringError(f"unknown stack {stack_name!r}; stacks.toml defines {', '.join(sorted(stacks))}")
-    env = ensure_env(stacks[stack_name])
-    server, throwaway = _server(pg_url, pg_ctl)
+def _declares(path: Path, scenario_id: str) -> bool:
     try:
-        run = run_scenario(scenario, env, server, timeout=timeout)
-    finally:
-        if throwaway is not None:
-            throwaway.stop()
-    data = observe(run)
-    text = snapshot.dump(data) if as_yaml else format_observation(data)
+        return load_scenario(path).id == scenario_id
+    except ScenarioError:
+        return path.stem == scenario_id
+
+
+def format_outcome(outcome: Outcome) -> str:
+    """The outcome as the pytest item reports it."""
+    words = {FAIL: "FAILED", SKIP: "SKIPPED", XFAIL: "XFAIL"}
+    if outcome.status not in words:
+        return "outcome: passed (pytest agrees)\n"
+    return f"outcome: {words[outcome.status]} (as pytest reports it)\n{outcome.message}\n"
+
+
+def show(path: Path, stack_name: str, options: Options, as_yaml: bool = False) -> tuple[str, Outcome]:
+    """Run the scenario as its test does; return (what to print, the outcome)."""
+    scenario = load_scenario(path)
+    with Session(options) as session:
+        session.stack(stack_name)
+        env = session.stack_env(stack_name)
+        result = check_scenario(session, scenario, stack_name)
     header = f"# stack {stack_name}: " + ", ".join(
         f"{name} {env.versions[name]}"
         for name in ("alembic", "flask-migrate", "flask-sqlalchemy", "sqlalchemy")
         if name in env.versions
     )
-    return f"{header}\n{text}", run.error
+    if result.observed is None:
+        return f"{header}\n", result.outcome
+    text = store.dump(result.observed) if as_yaml else format_observation(result.observed)
+    return f"{header}\n{text}", result.outcome
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -189,9 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument(
         "--stack", default=DEFAULT_STACK, help=f"a stack from stacks.toml (default {DEFAULT_STACK})"
     )
-    run.add_argument("--pg-url", default=os.environ.get(URL_ENV), help=f"a running server (env {URL_ENV})")
-    run.add_argument("--pg-ctl", default=None, help="pg_ctl for the throwaway server")
-    run.add_argument("--command-timeout", type=float, default=DEFAULT_TIMEOUT)
+    add_arguments(run)
     run.add_argument(
         "--yaml", action="store_true", help="print the observation exactly as a snapshot holds it"
     )
@@ -204,23 +199,20 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"wrote {written}\nnext: edit it, then `python -m harness.authoring show {written}`")
         return 0
-    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
-        signal.signal(signal.SIGTERM, _terminate)
+    stop_on_sigterm()
     try:
-        text, error = show(
-            args.path, args.stack, args.pg_url, args.pg_ctl, args.command_timeout, as_yaml=args.yaml
+        text, outcome = show(
+            args.path, args.stack, Options.from_values(vars(args), default_runner="fork"), as_yaml=args.yaml
         )
-    except (AuthoringError, ScenarioError, StackError, ServerError) as exc:
+    except (AuthoringError, ScenarioError, StackError, ServerError, ForkServerError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
         print(f"error: {args.path}: {exc.strerror}", file=sys.stderr)
         return 1
     print(text, end="")
-    if error:
-        print(f"\nthe run stopped early:\n{error}", file=sys.stderr)
-        return 1
-    return 0
+    print(format_outcome(outcome), end="", file=sys.stderr if outcome.failed else sys.stdout)
+    return 1 if outcome.failed else 0
 
 
 if __name__ == "__main__":

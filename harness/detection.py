@@ -32,8 +32,8 @@ from typing import Any
 
 import yaml
 
-from harness.scenario import Scenario, ScenarioError, load_scenario
-from harness.snapshot import REFERENCE_STACK, expected_file
+from harness.scenario import Scenario, ScenarioError, load_scenario, scenario_files
+from harness.store import REFERENCE_STACK, expected_file
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "scenarios"
@@ -146,10 +146,6 @@ def classify(observation: dict[str, Any], changes: list[int]) -> Verdict:
     if lost:
         reasons.append(lost)
     return Verdict(PARTIAL if reasons else COMPLETE, tuple(dict.fromkeys(reasons)))
-
-
-def scenario_files(root: Path = SCENARIOS) -> list[Path]:
-    return sorted(p for p in root.rglob("*.yaml") if "__snapshots__" not in p.parts)
 
 
 def build_row(path: Path, repo: Path = ROOT, stack: str = REFERENCE_STACK) -> Row:

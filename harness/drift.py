@@ -16,23 +16,28 @@ import sys
 from functools import cache
 from pathlib import Path
 
-from harness.detection import ROOT, SCENARIOS, build_row, page_command, scenario_files
-from harness.plugin import unmet_requirements
-from harness.scenario import load_scenario
-from harness.snapshot import snapshot_paths
-from harness.stacks import ensure_env, load_stacks
+from harness.detection import ROOT, SCENARIOS, build_row, page_command
+from harness.judge import unmet_requirements
+from harness.scenario import load_scenario, scenario_files
+from harness.session import Session
+from harness.store import snapshot_paths
 
 OUTPUT = ROOT / "docs" / "drift-scenarios.md"
 
 
-def scenario_stacks() -> list[str]:
-    return [name for name, stack in load_stacks().items() if stack.scenarios]
-
-
 @cache
+def _session() -> Session:
+    """Only the stacks' environments are used: no server is started."""
+    return Session()
+
+
+def scenario_stacks() -> list[str]:
+    return [name for name, stack in _session().stacks.items() if stack.scenarios]
+
+
 def versions(stack: str) -> dict[str, str]:
     """What the stack installs (its cached environment; built if missing)."""
-    return ensure_env(load_stacks()[stack]).versions
+    return _session().stack_env(stack).versions
 
 
 def render(root: Path = SCENARIOS, stacks: list[str] | None = None) -> str:

@@ -22,6 +22,7 @@ MIGRATE_CALL = "Migrate(app, db)"
 class Project:
     root: Path
     models_offset: int  # line in app/models.py where the step's models begin, minus one
+    fixture: Path = FIXTURE
 
     @property
     def models_file(self) -> Path:
@@ -37,7 +38,7 @@ class Project:
         return sorted(self.versions_dir.glob("*.py"))
 
     def write_models(self, models: str) -> None:
-        header = (FIXTURE / "app" / "models.py").read_text()
+        header = (self.fixture / "app" / "models.py").read_text()
         self.models_file.write_text(header + "\n\n" + models)
         for cache in self.root.rglob("__pycache__"):
             shutil.rmtree(cache, ignore_errors=True)
@@ -61,18 +62,20 @@ def article_style_url(fixture_url: str, database_url: str) -> str:
     return scheme + "://" + database_url.split("://", 1)[1]
 
 
-def create_project(dest: Path, database_url: str, migrate_options: dict[str, Any] | None = None) -> Project:
+def create_project(
+    dest: Path, database_url: str, migrate_options: dict[str, Any] | None = None, fixture: Path = FIXTURE
+) -> Project:
     """Copy the fixture into `dest` (which must not exist yet) and point it at the database."""
-    shutil.copytree(FIXTURE, dest)
+    shutil.copytree(fixture, dest)
     flaskenv = dest / ".flaskenv"
     text = flaskenv.read_text()
     match = re.search(r"(?m)^DATABASE_URL=(.*)$", text)
     if match is None or text.count("DATABASE_URL=") != 1:
-        raise RuntimeError(f"{FIXTURE / '.flaskenv'} must have exactly one DATABASE_URL line")
+        raise RuntimeError(f"{fixture / '.flaskenv'} must have exactly one DATABASE_URL line")
     url = article_style_url(match.group(1), database_url)
     text = text.replace(match.group(0), f"DATABASE_URL={url}")
     flaskenv.write_text(text)
     init = dest / "app" / "__init__.py"
     init.write_text(init.read_text().replace(MIGRATE_CALL, _migrate_call(migrate_options or {})))
-    header_lines = (FIXTURE / "app" / "models.py").read_text().count("\n")
-    return Project(root=dest, models_offset=header_lines + 2)
+    header_lines = (fixture / "app" / "models.py").read_text().count("\n")
+    return Project(root=dest, models_offset=header_lines + 2, fixture=fixture)

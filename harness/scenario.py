@@ -219,3 +219,36 @@ def parse_scenario(text: str, path: Path) -> Scenario:
 
 def load_scenario(path: Path) -> Scenario:
     return parse_scenario(path.read_text(encoding="utf-8"), path)
+
+
+SCENARIO_SUFFIXES = (".yaml", ".yml")
+SNAPSHOT_DIR = "__snapshots__"
+
+
+def is_scenario_file(path: Path, roots: tuple[Path, ...] | None = None) -> bool:
+    """What a scenario file is, for every part of the harness: a YAML file outside a
+    ``__snapshots__`` folder, inside one of `roots` (by default: inside a ``scenarios`` folder)."""
+    if path.suffix not in SCENARIO_SUFFIXES or SNAPSHOT_DIR in path.parts:
+        return False
+    if roots is None:
+        return "scenarios" in path.parts[:-1]
+    return any(path.is_relative_to(root) and path != root for root in roots)
+
+
+def scenario_files(root: Path) -> list[Path]:
+    """Every scenario file under `root`, sorted."""
+    return sorted(p for p in root.rglob("*") if p.is_file() and is_scenario_file(p))
+
+
+def scenario_ids_in(folder: Path) -> set[str]:
+    """The ids the scenario files directly in `folder` declare (a file that does not parse counts
+    by its stem, so its snapshots are not called unused while it is being fixed)."""
+    ids = set()
+    for path in folder.iterdir():
+        if path.suffix in SCENARIO_SUFFIXES and path.is_file():
+            try:
+                data = yaml.safe_load(path.read_text(encoding="utf-8"))
+                ids.add(str(data["id"]) if isinstance(data, dict) and "id" in data else path.stem)
+            except yaml.YAMLError:
+                ids.add(path.stem)
+    return ids

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
+from harness.server import Server
+from harness.session import Options, Session
 from harness.stacks import default_cache_root
 
 # Read at import, before pytester moves HOME to its own folder: inner runs then reuse the
@@ -50,3 +53,12 @@ def processes_in(folder: Path) -> list[str]:
         if cwd.startswith(str(folder)) or str(folder) in cmdline:
             found.append(f"{proc.name}: {cmdline.strip()} (in {cwd})")
     return found
+
+
+def session_for(
+    server: Server, runner: str = "subprocess", timeout: float = 120.0, **options: Any
+) -> Session:
+    """A session of its own on an existing server (the run's throwaway one): the tests that
+    compare runners or options need sessions the plugin's own does not provide."""
+    url = server.url.render_as_string(hide_password=False)
+    return Session(Options(pg_url=url, runner=runner, command_timeout=timeout, **options))

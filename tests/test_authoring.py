@@ -50,6 +50,15 @@ def test_new_refuses_to_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert path.read_text() == "keep me\n"
 
 
+def test_new_refuses_an_id_another_scenario_uses(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    first = tmp_path / "scenarios" / "columns" / "mine.yaml"
+    assert authoring.main(["new", str(first)]) == 0
+    again = tmp_path / "scenarios" / "tables" / "mine.yaml"
+    assert authoring.main(["new", str(again)]) == 1
+    assert f"the id 'mine' is already used by {first}" in capsys.readouterr().err
+    assert not again.exists()
+
+
 @pytest.mark.parametrize(
     ("name", "message"), [("elsewhere/x.yaml", "scenarios/ folder"), ("scenarios/x.txt", "end in .yaml")]
 )
@@ -77,7 +86,10 @@ def test_show_runs_the_scaffolded_template(tmp_path: Path, harness_server: Serve
     assert authoring.main(["new", str(path)]) == 0
     url = harness_server.url.render_as_string(hide_password=False)
     done = run_cli("show", str(path), "--pg-url", url)
-    assert done.returncode == 0, done.stderr
+    # no snapshot yet: pytest would fail it, so show exits 1 and says what to run
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.startswith("outcome: FAILED (as pytest reports it)\nno snapshot "), done.stderr
+    assert "tox -e update -- " in done.stderr
     out = done.stdout
     assert out.startswith("# stack current: alembic ")
     assert "op.create_table('owners'" in out

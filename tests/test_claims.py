@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 from harness.claims.article import load_article
+from harness.claims.catalogue import load_catalogue
 from harness.claims.checks import BROKEN, DRIFTED, HOLDS, NOT_CHECKED, run_check
-from harness.claims.plugin import load_catalogue
 from harness.claims.probe import Observations
 from harness.claims.report import ClaimResult, markdown, terminal_table
-from harness.commands import CommandResult
-from harness.migration import Revision
+from harness.observe.migration import Revision
+from harness.runners.base import CommandResult
 
 ARTICLE = load_article()
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,7 +42,7 @@ def db_help(commands: dict[str, str]) -> str:
 
 
 def article_revision(upgrade: str | None = None) -> Revision:
-    from harness.migration import parse_ops
+    from harness.observe.migration import parse_ops
 
     up = upgrade or ARTICLE.upgrade_body
     return Revision(

@@ -13,7 +13,6 @@ MODEL = OWNERS
 @pytest.fixture
 def project(pytester: pytest.Pytester, harness_server: Server, monkeypatch) -> pytest.Pytester:
     monkeypatch.setenv("MIGRATE_HARNESS_CACHE", STACK_CACHE)
-    pytester.makeconftest('pytest_plugins = ["harness.plugin"]')
     (pytester.path / "scenarios").mkdir()
     pytester.url = harness_server.url.render_as_string(hide_password=False)  # type: ignore[attr-defined]
     return pytester

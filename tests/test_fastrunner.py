@@ -18,15 +18,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import session_for
 
-from harness import commands, snapshot
-from harness.fastrunner import ForkServer, fork_runner
-from harness.observations import observe
-from harness.plugin import is_scenario_file
+from harness import store
+from harness.observe.normalise import observe
 from harness.project import create_project
-from harness.runner import run_scenario, subprocess_runner
-from harness.scenario import load_scenario
+from harness.runners import base as commands
+from harness.runners.fork import ForkRunner, ForkServer
+from harness.runners.process import SubprocessRunner
+from harness.scenario import is_scenario_file, load_scenario
 from harness.server import Server
+from harness.session import Session
 from harness.stacks import StackEnv
 
 pytestmark = pytest.mark.needs_server
@@ -45,6 +47,16 @@ def forkserver(harness_stack: StackEnv) -> Iterator[ForkServer]:
         yield server
 
 
+@pytest.fixture(scope="module")
+def sessions(harness_server: Server) -> Iterator[tuple[Session, Session]]:
+    """Two sessions on the run's server: one per runner."""
+    with (
+        session_for(harness_server, "subprocess") as by_process,
+        session_for(harness_server, "fork") as by_fork,
+    ):
+        yield by_process, by_fork
+
+
 def _alive(pid: int) -> bool:
     """True if `pid` runs (a zombie waiting for a parent that is not us counts as gone)."""
     try:
@@ -56,13 +68,13 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.parametrize("path", SCENARIO_FILES, ids=[p.stem for p in SCENARIO_FILES])
 def test_both_runners_observe_the_same(
-    path: Path, harness_stack: StackEnv, harness_server: Server, forkserver: ForkServer, monkeypatch
+    path: Path, harness_stack: StackEnv, sessions: tuple[Session, Session], monkeypatch
 ) -> None:
     monkeypatch.chdir(ROOT)  # scenario paths (and so error messages) as the plugin sees them
     scenario = load_scenario(path)
-    by_process = run_scenario(scenario, harness_stack, harness_server, subprocess_runner(harness_stack, 120))
-    by_fork = run_scenario(scenario, harness_stack, harness_server, fork_runner(forkserver, 120))
-    expected, observed = snapshot.dump(observe(by_process)), snapshot.dump(observe(by_fork))
+    stack = harness_stack.stack.name
+    by_process, by_fork = (session.run_scenario(scenario, stack) for session in sessions)
+    expected, observed = store.dump(observe(by_process)), store.dump(observe(by_fork))
     diff = "".join(
         difflib.unified_diff(
             expected.splitlines(True), observed.splitlines(True), "subprocess runner", "fork runner"
@@ -154,7 +166,8 @@ def test_flask_cli_output_is_byte_identical(
     bare.mkdir()
     cases: list[tuple[Path, list[str]]] = [(project.root, ["--help"]), (project.root, ["nonsense"])]
     cases.append((bare, ["current"]))  # no .flaskenv: Flask must not find the app
-    by_process, by_fork = subprocess_runner(harness_stack, 60), fork_runner(forkserver, 60)
+    by_process = SubprocessRunner(harness_stack, 60).flask_db
+    by_fork = ForkRunner(harness_stack, 60, server=forkserver).flask_db
     results = [(by_process(folder, args), by_fork(folder, args)) for folder, args in cases]
     project.write_models('raise ValueError("broken models")\n')
     results.append((by_process(project.root, ["migrate"]), by_fork(project.root, ["migrate"])))
@@ -180,7 +193,7 @@ def test_timeout_kills_the_command_and_what_it_started(
         "time.sleep(300)\n"
     )
     start = time.monotonic()
-    result = forkserver.flask_db(project.root, ["migrate"], timeout=3)
+    result = ForkRunner(harness_stack, 3, server=forkserver).flask_db(project.root, ["migrate"])
     assert result.timed_out and result.exit_code is None
     assert time.monotonic() - start < 30
     assert "waiting" in result.stdout  # output so far is kept
@@ -209,5 +222,5 @@ def test_a_dead_server_is_reported_with_what_to_do(harness_stack: StackEnv, tmp_
     os.kill(server.pid, 9)
     server.process.wait()
     with pytest.raises(Exception, match=r"(?s)fork server for stack .* is not running.*--runner subprocess"):
-        server.flask_db(tmp_path, ["--help"])
+        server.run([str(harness_stack.executable("flask")), "--help"], tmp_path, {})
     assert not _alive(server.pid)

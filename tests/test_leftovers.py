@@ -50,7 +50,6 @@ class Session:
         self.tmpdir.chmod(0o755)
         folder.mkdir(parents=True)
         (folder / "scenarios").mkdir()
-        (folder / "conftest.py").write_text('pytest_plugins = ["harness.plugin"]\n')
 
     def write(self, scenario_id: str, text: str) -> None:
         (self.folder / "scenarios" / f"{scenario_id}.yaml").write_text(text)

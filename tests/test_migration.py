@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.migration import RevisionFileError, read_revision
+from harness.observe.migration import RevisionFileError, read_revision
 
 HEADER = '''\
 """add things

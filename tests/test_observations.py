@@ -2,10 +2,10 @@
 
 from pathlib import Path
 
-from harness.commands import CommandResult
-from harness.migration import Op, Revision
-from harness.observations import observe
-from harness.runner import CommandRecord, InvariantResult, ScenarioRun, StepRecord
+from harness.observe.migration import Op, Revision
+from harness.observe.normalise import observe
+from harness.records import CommandRecord, InvariantResult, ScenarioRun, StepRecord
+from harness.runners.base import CommandResult
 from harness.scenario import Command, Scenario, Step
 from harness.stacks import Stack, StackEnv
 

@@ -34,7 +34,6 @@ def _copy(dest: Path) -> Path:
         shutil.copy(ROOT / "scenarios" / name, target)
     (dest / "claims").mkdir()
     shutil.copy(ROOT / "claims" / "catalogue.yaml", dest / "claims" / "catalogue.yaml")
-    (dest / "conftest.py").write_text('pytest_plugins = ["harness.plugin", "harness.claims.plugin"]\n')
     return dest
 
 

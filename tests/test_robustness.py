@@ -17,11 +17,10 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from helpers import OWNERS, STACK_CACHE, one_table, processes_in
+from helpers import OWNERS, STACK_CACHE, one_table, processes_in, session_for
 
 from harness.database import leftover_databases
-from harness.observations import observe
-from harness.runner import run_scenario
+from harness.observe.normalise import observe
 from harness.scenario import ScenarioError, parse_scenario
 from harness.server import Server, ThrowawayServer
 from harness.stacks import StackEnv
@@ -59,7 +58,6 @@ def inner(pytester: pytest.Pytester, harness_server: Server, monkeypatch, tmp_pa
     monkeypatch.setenv("MIGRATE_HARNESS_CACHE", STACK_CACHE)
     tmpdir = tmp_path_factory.mktemp("inner-tmp")
     monkeypatch.setenv("TMPDIR", str(tmpdir))
-    pytester.makeconftest('pytest_plugins = ["harness.plugin"]')
     (pytester.path / "scenarios").mkdir()
     return Inner(pytester, harness_server, tmpdir)
 
@@ -143,10 +141,13 @@ def test_broken_model_code_fails_the_step_with_scenario_file_lines(inner, kind):
     inner.assert_nothing_left(kind)
 
 
-def _run(text: str, stack: StackEnv, server: Server, **kwargs) -> tuple[object, dict]:
-    """Run a scenario text through the runner, as the plugin does; (the run, its observation)."""
+def _run(
+    text: str, stack: StackEnv, server: Server, timeout: float = 120.0, keep: Path | None = None
+) -> tuple[object, dict]:
+    """Run a scenario text through a session, as the plugin does; (the run, its observation)."""
     scenario = parse_scenario(text, Path(f"scenarios/{text.split()[1]}.yaml"))
-    run = run_scenario(scenario, stack, server, **kwargs)
+    with session_for(server, timeout=timeout, keep_projects=keep) as session:
+        run = session.run_scenario(scenario, stack.stack.name)
     return run, observe(run)
 
 
@@ -309,8 +310,9 @@ def test_an_upgrade_postgresql_rejects_is_an_observation_with_the_rolled_back_st
     )
     assert run.error.startswith(
         "scenarios/not_null_rows.yaml:24: step 'a required email', command `flask db upgrade`: "
-        "failed unexpectedly:\n"
-    )
+        "failed unexpectedly: sqlalchemy.exc.IntegrityError: (psycopg2.errors.NotNullViolation) "
+        'column "email" of relation "owners" contains null values\n'
+    ), run.error
     assert 'column "email" of relation "owners" contains null values' in run.error
     assert "What to do: fix the models or the command, or mark the command `expect: failure`" in run.error
     assert _databases_of(harness_server, "not_null_rows") == []
@@ -334,7 +336,8 @@ def test_a_hanging_command_is_stopped_at_its_timeout_with_its_output_so_far(inne
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
-            "*scenarios/hangs.yaml:14: step 'owners', command `flask db init`: timed out; output so far:",
+            "*scenarios/hangs.yaml:14: step 'owners', command `flask db init`: timed out after 5s; "
+            "output so far:",
             "models: about to wait for ever",
             "What to do: look for a hang in the models or the migration, or raise --command-timeout",
         ]
@@ -352,7 +355,7 @@ def test_hanging_sql_is_stopped_at_the_command_timeout(harness_stack, harness_se
     assert time.monotonic() - started < 90
     assert run.error.startswith(
         "scenarios/sql_hangs.yaml:14: step 'owners', command `sql: SELECT pg_sleep(600)`: "
-        "failed unexpectedly:\ncanceling statement due to statement timeout"
+        "failed unexpectedly: canceling statement due to statement timeout\n"
     ), run.error
     assert _databases_of(harness_server, "sql_hangs") == []
 

@@ -121,7 +121,7 @@ def test_requires_broken_on_and_expect_any_are_read():
 
 
 def test_unmet_requirements_compare_with_the_installed_versions():
-    from harness.plugin import unmet_requirements
+    from harness.judge import unmet_requirements
 
     assert unmet_requirements({"sqlalchemy": ">=2.0"}, {"SQLAlchemy": "2.0.58"}) == []
     assert unmet_requirements({"sqlalchemy": ">=2.0"}, {"sqlalchemy": "1.4.54"}) == [

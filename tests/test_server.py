@@ -136,3 +136,26 @@ def test_a_port_taken_between_choice_and_bind_gets_another_try(monkeypatch):
     finally:
         throwaway.stop()
         blocker.close()
+
+
+def test_the_executor_override_still_shapes_initdb(tmp_path) -> None:
+    """server._Executor overrides pytest-postgresql's private _build_initdb_command (bounded in
+    pyproject.toml): password logins on TCP, trust on the private socket, our password file."""
+    executor = server._Executor(
+        executable="/usr/bin/pg_ctl",
+        host="127.0.0.1",
+        port=5999,
+        datadir=str(tmp_path / "data"),
+        unixsocketdir=str(tmp_path),
+        logfile=str(tmp_path / "log"),
+        startparams="-w",
+        dbname="postgres",
+        user="postgres",
+        pwfile=str(tmp_path / "pwfile"),
+    )
+    command = executor._build_initdb_command(["--auth=trust", "--username=postgres"], str(tmp_path / "data"))
+    text = " ".join(command)
+    assert "--auth=trust" not in command
+    for option in ("--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={tmp_path / 'pwfile'}"):
+        assert option in text
+    assert str(tmp_path / "data") in text

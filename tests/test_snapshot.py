@@ -2,8 +2,10 @@
 
 from pathlib import Path
 
-from harness import snapshot
-from harness.plugin import unused_snapshots
+import pytest
+
+from harness import store as snapshot
+from harness.store import unused_snapshots
 
 OBSERVED = {"scenario": "foo", "steps": [{"upgrade": "op.create_table('owners',\nsa.Column('id'))\n"}]}
 
@@ -63,3 +65,33 @@ def test_unused_snapshots_are_those_of_no_scenario_or_no_stack(tmp_path):
         folder / "foo.gone.yaml",
         folder / "removed.yaml",
     ]
+
+
+def test_a_snapshot_that_does_not_parse_names_its_file_line_and_what_to_do(tmp_path):
+    path = scenario_file(tmp_path)
+    folder = path.parent / "__snapshots__"
+    folder.mkdir()
+    (folder / "foo.yaml").write_text("scenario: foo\nsteps: [\n")
+    with pytest.raises(snapshot.SnapshotError) as exc:
+        snapshot.compare(OBSERVED, path, "foo", "current")
+    first = str(exc.value).splitlines()[0]
+    assert first.startswith(f"{folder / 'foo.yaml'}:3: the snapshot is not valid YAML")
+    assert "What to do: restore it from git" in str(exc.value)
+
+
+def test_claim_records_are_entries_of_one_file_per_stack(tmp_path):
+    catalogue = tmp_path / "claims" / "catalogue.yaml"
+    path = snapshot.records_file(catalogue, "current")
+    assert not snapshot.compare_record("holds", path, "a").exists
+    assert snapshot.write_record("holds", path, "b") and snapshot.write_record("drifted", path, "a")
+    assert not snapshot.write_record("drifted", path, "a")  # unchanged: not rewritten
+    assert path.read_text() == "a: drifted\nb: holds\n"
+    assert snapshot.compare_record("drifted", path, "a").matches
+    assert "+a: holds" in snapshot.compare_record("holds", path, "a").diff
+    (path.parent / "gone.yaml").write_text("a: holds\n")
+    unused = snapshot.unused_records(catalogue, {"a"}, {"current"})
+    assert unused == [(path, "b"), (path.parent / "gone.yaml", None)]
+    for where, key in unused:
+        snapshot.delete_record(where, key)
+    assert sorted(p.name for p in path.parent.iterdir()) == ["current.yaml"]
+    assert path.read_text() == "a: drifted\n"

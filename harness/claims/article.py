@@ -15,6 +15,8 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.claims.helptext import help_commands, help_options
+
 ARTICLE_ENV = "MIGRATE_HARNESS_ARTICLE"
 DEFAULT_ARTICLE = (
     Path(__file__).resolve().parents[2].parent / "shared" / "article" / "flask-migrate-autogenerate.txt"
@@ -123,14 +125,7 @@ def _help(text: str) -> tuple[dict[str, str], tuple[str, ...]]:
     block = _between(
         text, "Usage: flask db [OPTIONS] COMMAND [ARGS]...", "All of the Alembic commands are there, like"
     )
-    options_part, commands_part = block.split("Commands:", 1)
-    commands = {}
-    for line in commands_part.splitlines():
-        match = re.match(r"^\s+(\S+)\s{2,}(.*)$", line)
-        if match:
-            commands[match.group(1)] = match.group(2).strip()
-    options = tuple(re.findall(r"(?m)^\s+(-[-\w, ]+?)\s{2,}", options_part.split("Options:", 1)[1]))
-    return commands, options
+    return help_commands(block), tuple(help_options(block))
 
 
 def load_article(path: Path | None = None) -> Article:

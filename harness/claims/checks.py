@@ -17,14 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from harness import runner
 from harness.claims.article import Article
+from harness.claims.helptext import help_commands, help_options
 from harness.claims.probe import Observations
-from harness.commands import CommandResult
-from harness.migration import parse_ops
-
-HOLDS, DRIFTED, BROKEN, NOT_CHECKED = "holds", "drifted", "broken", "not checked"
-VERDICTS = (HOLDS, DRIFTED, BROKEN, NOT_CHECKED)
+from harness.judge import BROKEN, DRIFTED, HOLDS, NOT_CHECKED, VERDICTS
+from harness.observe.migration import parse_ops
+from harness.runners.base import CommandResult
+from harness.runners.base import error_line as output_error_line
 
 
 @dataclass(frozen=True)
@@ -51,7 +50,7 @@ def error_line(result: CommandResult | None) -> str:
     """The line of a command's output that says what went wrong."""
     if result is None:
         return "(not run)"
-    return runner.error_line(result.output).strip() or f"exit {result.exit_code}"
+    return output_error_line(result.output).strip() or f"exit {result.exit_code}"
 
 
 def _not_reached(what: str, result: CommandResult | None, article: str) -> Verdict:
@@ -421,17 +420,6 @@ def recipe_repeats(obs: Observations, art: Article) -> Verdict:
     if ops != [("create_table", "pets")]:
         return Verdict(DRIFTED, observed, said, reason="the migration holds more than the new table")
     return Verdict(HOLDS, observed, said)
-
-
-def help_commands(text: str) -> dict[str, str]:
-    """`flask db --help` output -> command -> description."""
-    part = text.split("Commands:", 1)[1] if "Commands:" in text else ""
-    return {m.group(1): m.group(2).strip() for m in re.finditer(r"(?m)^\s{2}(\S+)\s{2,}(.*)$", part)}
-
-
-def help_options(text: str) -> list[str]:
-    part = text.split("Options:", 1)[1].split("Commands:", 1)[0] if "Options:" in text else ""
-    return re.findall(r"(?m)^\s{2}(-[-\w, ]+?)(?:\s{2,}|\s+[A-Z]+\s)", part)
 
 
 def _same_description(a: str, b: str) -> bool:

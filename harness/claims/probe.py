@@ -10,7 +10,6 @@ contrast, a plain ``alembic init`` environment. It only records; `checks` decide
 from __future__ import annotations
 
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,13 +17,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from harness.claims.article import Article
-from harness.commands import CommandResult, reader_env, run
-from harness.database import scratch_database
-from harness.migration import Revision, read_revision
-from harness.project import Project, create_project
-from harness.schema import inspect_schema
-from harness.server import Server
-from harness.stacks import StackEnv
+from harness.observe.migration import Revision, read_revision
+from harness.observe.schema import inspect_schema
+from harness.project import Project
+from harness.runners.base import CommandResult, Runner
+from harness.session import Session
 
 # The recipe's "add a model": a second model beside the article's Owner.
 PET_MODEL = """
@@ -93,17 +90,11 @@ def _tree(root: Path) -> list[str]:
 
 
 class _Probe:
-    def __init__(self, env: StackEnv, article: Article, obs: Observations, timeout: float):
-        self.env, self.article, self.obs, self.timeout = env, article, obs, timeout
+    def __init__(self, runner: Runner, article: Article, obs: Observations):
+        self.runner, self.article, self.obs = runner, article, obs
 
     def cmd(self, argv: list[str], cwd: Path, stdin: str | None = None) -> CommandResult:
-        result = run(
-            [str(self.env.executable(argv[0])), *argv[1:]],
-            cwd,
-            reader_env(self.env.bin_dir),
-            self.timeout,
-            stdin,
-        )
+        result = self.runner.command(argv, cwd, stdin)
         self.obs.all_output.append(result.output)
         return result
 
@@ -194,25 +185,24 @@ class _Probe:
         obs.alembic_empty_revision_files = len(set(versions.glob("*.py")) - before)
 
 
-def probe(env: StackEnv, server: Server, article: Article, timeout: float = 120.0) -> Observations:
-    """Run the article on `env` against `server`; nothing is left behind."""
+def probe(session: Session, stack: str, article: Article) -> Observations:
+    """Run the article on `stack` through `session` (its server, its runner); nothing is left behind."""
+    env = session.stack_env(stack)
+    runner = session.runner(stack, session.options.claims_runner)
+    server = session.server()
     obs = Observations(
-        stack=env.stack.name,
+        stack=stack,
         versions=dict(env.versions),
         python=env.python_version,
         server=server.version,
         requirements=env.stack.requirements,
     )
-    workdir = Path(tempfile.mkdtemp(prefix=f"migrate-harness-claims-{env.stack.name}-"))
-    obs.replacements = {str(workdir): "<tmp>", str(env.path): "<venv>"}
-    step = _Probe(env, article, obs, timeout)
-    try:
-        with scratch_database(server, f"claims_{env.stack.name}") as url:
-            project = create_project(workdir / "project", url.render_as_string(hide_password=False))
-            step.article_flow(project, url)
-            step.env_file_variants(project, workdir)
-        with scratch_database(server, f"claims_plain_{env.stack.name}") as url:
-            step.plain_alembic(workdir, url)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    step = _Probe(runner, article, obs)
+    with session.workspace(f"claims-{stack}") as ws:
+        obs.replacements = {str(ws.folder): "<tmp>", str(env.path): "<venv>"}
+        project = ws.project()
+        step.article_flow(project, ws.url)
+        step.env_file_variants(project, ws.folder)
+        with ws.database(f"claims_plain_{stack}") as url:
+            step.plain_alembic(ws.folder, url)
     return obs

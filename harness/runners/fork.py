@@ -4,7 +4,7 @@ A ``flask db`` command run as a process spends most of its time importing Flask,
 Alembic and psycopg2. `ForkServer` starts ``forkserver_main.py`` once per stack with the stack's
 own interpreter and the reader's environment; it imports those libraries (never the project's
 app) and forks one child per command. The child takes the command's folder, environment
-(`commands.reader_env`, so no ``FLASK_APP``: ``.flaskenv`` must supply it), argv and its own
+(`reader_env`, so no ``FLASK_APP``: ``.flaskenv`` must supply it), argv and its own
 stdout/stderr, then runs the stack's real ``flask`` console script. The app and the models are
 therefore imported afresh by every command, as in the subprocess runner, and the result comes
 back as the same `CommandResult`.
@@ -31,8 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from harness import commands
-from harness.runner import FlaskDb
+from harness.runners.base import DEFAULT_TIMEOUT, CommandResult, Runner, reader_env, run
 from harness.stacks import StackEnv
 
 SERVER_SCRIPT = Path(__file__).resolve().parent / "forkserver_main.py"
@@ -71,7 +70,7 @@ class ForkServer:
         process = subprocess.Popen(
             [str(python), str(SERVER_SCRIPT)],
             cwd="/",
-            env=commands.reader_env(stack.bin_dir),
+            env=reader_env(stack.bin_dir),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=log,
@@ -116,8 +115,8 @@ class ForkServer:
         return json.loads(line)
 
     def run(
-        self, argv: list[str], cwd: Path, env: dict[str, str], timeout: float = commands.DEFAULT_TIMEOUT
-    ) -> commands.CommandResult:
+        self, argv: list[str], cwd: Path, env: dict[str, str], timeout: float = DEFAULT_TIMEOUT
+    ) -> CommandResult:
         """Run `argv` (argv[0] a Python console script of the stack) as a forked child."""
         request = {"argv": argv, "cwd": str(cwd), "env": env, "timeout": timeout}
         with self._lock:
@@ -142,7 +141,7 @@ class ForkServer:
                         os.killpg(child, signal.SIGKILL)
                 self.stop()
                 raise
-            return commands.CommandResult(
+            return CommandResult(
                 argv=tuple(argv),
                 exit_code=reply["exit_code"],
                 stdout=_text(base64.b64decode(reply["stdout"])),
@@ -150,14 +149,6 @@ class ForkServer:
                 seconds=time.perf_counter() - start,
                 timed_out=bool(reply["timed_out"]),
             )
-
-    def flask_db(
-        self, project: Path, args: list[str], timeout: float = commands.DEFAULT_TIMEOUT
-    ) -> commands.CommandResult:
-        """`flask db ARGS` in the project folder, with the same argv and environment as
-        `commands.flask_db`."""
-        argv = [str(self.stack.executable("flask")), "db", *args]
-        return self.run(argv, project, commands.reader_env(self.stack.bin_dir), timeout)
 
     def stop(self) -> None:
         """End the server and reap it; safe to call twice."""
@@ -181,10 +172,32 @@ class ForkServer:
         self.stop()
 
 
-def fork_runner(server: ForkServer, timeout: float = commands.DEFAULT_TIMEOUT) -> FlaskDb:
-    """A `runner.FlaskDb` that runs each command through `server`."""
+class ForkRunner(Runner):
+    """A `Runner` whose commands are forked by one `ForkServer` for the stack.
 
-    def run(project: Path, args: list[str]) -> commands.CommandResult:
-        return server.flask_db(project, args, timeout)
+    The server starts (and imports) as soon as the runner is made, so its imports overlap with
+    whatever the session does next; a server that died is started again at the next command.
+    A command with standard input (``flask shell`` fed a script) runs as a process: the fork
+    server's children read /dev/null, as a command the harness starts without input does.
+    """
 
-    return run
+    name = "fork"
+
+    def __init__(
+        self, stack: StackEnv, timeout: float = DEFAULT_TIMEOUT, server: ForkServer | None = None
+    ) -> None:
+        super().__init__(stack, timeout)
+        self.server = server or ForkServer.start(stack)
+
+    def command(self, argv: list[str], cwd: Path, stdin: str | None = None) -> CommandResult:
+        executable = str(self.stack.executable(argv[0]))
+        env = reader_env(self.stack.bin_dir)
+        if stdin is not None:
+            return run([executable, *argv[1:]], cwd, env, self.timeout, stdin)
+        if self.server.process.poll() is not None:
+            self.server.stop()
+            self.server = ForkServer.start(self.stack)
+        return self.server.run([executable, *argv[1:]], cwd, env, self.timeout)
+
+    def close(self) -> None:
+        self.server.stop()

@@ -1,84 +1,31 @@
-"""Running one scenario: project, database, commands, observations, invariants.
+"""Driving one scenario through its steps: models written, commands run, everything recorded.
 
-The runner only observes. It never decides whether a scenario "passed" against a snapshot;
-it returns a `ScenarioRun` that says what happened, including the first unexpected failure
-(as a message that names the scenario file, the step and what to do), and leaves the
-comparison to `snapshot`.
+`execute` only observes. It runs each step's commands through the session's runner against
+the scenario's database, reads the revision files and the schema after every step, checks the
+invariants when the scenario ends at head, and returns a `ScenarioRun`. The first unexpected
+failure is kept as a message that names the scenario file, the step and what to do; whether
+the scenario passed is for `judge` to say.
 """
 
 from __future__ import annotations
 
 import re
-import shutil
-import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
-from harness import commands, schema
-from harness.database import scratch_database
-from harness.migration import Revision, RevisionFileError, read_revision
-from harness.project import Project, create_project
+from harness.observe import schema
+from harness.observe.migration import RevisionFileError, read_revision
+from harness.project import Project
+from harness.records import CommandRecord, InvariantResult, ScenarioRun, StepRecord
+from harness.runners.base import Runner, error_line
 from harness.scenario import Command, Scenario, Step
-from harness.server import Server
-from harness.stacks import StackEnv
 
 # Alembic logs each change autogenerate finds as "INFO  [alembic.autogenerate.compare...] Detected
 # ...". Other loggers also say "Detected" for things that are not changes (a SERIAL sequence).
 DETECTED = re.compile(r"\[alembic\.autogenerate[^\]]*\] Detected (.+?)\s*$", re.MULTILINE)
 DRIFT_CHECK_MESSAGE = "harness drift check"
-
-# A runner turns (project folder, `flask db` arguments) into a CommandResult.
-FlaskDb = Callable[[Path, list[str]], commands.CommandResult]
-
-
-@dataclass
-class CommandRecord:
-    command: Command
-    result: commands.CommandResult | None = None  # None for the harness's own SQL
-    rows: list[list[Any]] | None = None  # for `query`
-    sql_error: str | None = None
-
-
-@dataclass
-class StepRecord:
-    step: Step
-    commands: list[CommandRecord] = field(default_factory=list)
-    revisions: list[Revision] = field(default_factory=list)
-    detected: list[str] = field(default_factory=list)
-    schema: dict[str, Any] | None = None
-
-
-@dataclass
-class InvariantResult:
-    name: str
-    ok: bool
-    detail: str = ""
-    known: str | None = None  # the scenario's reason when it declares this failure as known
-
-
-@dataclass
-class ScenarioRun:
-    scenario: Scenario
-    stack: StackEnv
-    steps: list[StepRecord] = field(default_factory=list)
-    invariants: list[InvariantResult] = field(default_factory=list)
-    error: str | None = None  # the first unexpected failure, ready to show to the author
-    replacements: dict[str, str] = field(default_factory=dict)  # volatile text -> placeholder
-
-    @property
-    def revision_ids(self) -> list[str]:
-        return [r.revision for s in self.steps for r in s.revisions]
-
-
-def subprocess_runner(stack: StackEnv, timeout: float) -> FlaskDb:
-    def run(project: Path, args: list[str]) -> commands.CommandResult:
-        return commands.flask_db(stack.bin_dir, project, args, timeout)
-
-    return run
 
 
 def map_model_lines(text: str, project: Project, step: Step, scenario_path: Path) -> str:
@@ -127,15 +74,13 @@ class _Run:
     def __init__(
         self,
         scenario: Scenario,
-        stack: StackEnv,
-        flask_db: FlaskDb,
+        runner: Runner,
         project: Project,
         url: sa.URL,
-        timeout: float = commands.DEFAULT_TIMEOUT,
     ):
-        self.scenario, self.flask_db, self.project, self.url = scenario, flask_db, project, url
-        self.timeout = timeout
-        self.run = ScenarioRun(scenario=scenario, stack=stack)
+        self.scenario, self.runner, self.project, self.url = scenario, runner, project, url
+        self.timeout = runner.timeout
+        self.run = ScenarioRun(scenario=scenario, stack=runner.stack)
 
     def fail(self, step: Step, command: Command | None, what: str, todo: str) -> None:
         where = f"{self.scenario.path}:{command.line if command else step.line}"
@@ -152,7 +97,7 @@ class _Run:
         except sa.exc.OperationalError as exc:
             # The server went away mid-run (stopped, crashed, unreachable): one plain sentence naming
             # the step, not an inspector traceback, and not the command's "fix the models" advice.
-            self.fail(step, self.command, f"the PostgreSQL server went away: {_first_line(exc)}", SERVER_GONE)
+            self.fail(step, self.command, f"the PostgreSQL server went away: {first_line(exc)}", SERVER_GONE)
         return self.run
 
     def _step(self, step: Step) -> bool:
@@ -175,16 +120,18 @@ class _Run:
         if command.name in ("sql", "query"):
             _run_sql(self.url, command, entry, self.timeout)
             failed, output = entry.sql_error is not None, entry.sql_error or ""
+            headline = output.splitlines()[0] if output else ""
         else:
             before = set(self.project.revision_files())
-            result = self.flask_db(self.project.root, _flask_args(command))
+            result = self.runner.flask_db(self.project.root, _flask_args(command))
             entry.result = result
             output = map_model_lines(result.output, self.project, step, self.scenario.path)
+            headline = error_line(output)
             if result.timed_out:
                 self.fail(
                     step,
                     command,
-                    f"timed out; output so far:\n{output}",
+                    f"timed out after {self.timeout:g}s; output so far:\n{output}",
                     "look for a hang in the models or the migration, or raise --command-timeout",
                 )
                 return False
@@ -202,7 +149,7 @@ class _Run:
             self.fail(
                 step,
                 command,
-                f"failed unexpectedly:\n{output}",
+                f"failed unexpectedly: {headline}\n{output}",
                 "fix the models or the command, or mark the command `expect: failure` "
                 "if the failure is what the scenario shows",
             )
@@ -228,19 +175,14 @@ class _Run:
         known = self.scenario.known_failures
         for name, check in (("autogenerate_clean", self._autogenerate_clean), ("roundtrip", self._roundtrip)):
             ok, detail = check()
-            result = InvariantResult(name=name, ok=ok, detail=detail, known=known.get(name))
-            self.run.invariants.append(result)
-            if ok and name in known:
-                self.run.error = (
-                    f"{self.scenario.path}: known_failures lists {name!r} ({known[name]}), "
-                    "but it now holds.\n"
-                    f"What to do: remove {name!r} from known_failures and update the snapshot."
-                )
+            self.run.invariants.append(
+                InvariantResult(name=name, ok=ok, detail=detail, known=known.get(name))
+            )
 
     def _autogenerate_clean(self) -> tuple[bool, str]:
         """After the last upgrade, autogenerate must find nothing: models and database agree."""
         before = set(self.project.revision_files())
-        result = self.flask_db(self.project.root, ["migrate", "-m", DRIFT_CHECK_MESSAGE])
+        result = self.runner.flask_db(self.project.root, ["migrate", "-m", DRIFT_CHECK_MESSAGE])
         new = sorted(set(self.project.revision_files()) - before)
         ops = []
         for path in new:
@@ -258,14 +200,14 @@ class _Run:
     def _roundtrip(self) -> tuple[bool, str]:
         """Downgrade to base, then upgrade again: the schema must come back the same."""
         expected = schema.inspect_schema(self.url)
-        down = self.flask_db(self.project.root, ["downgrade", "base"])
+        down = self.runner.flask_db(self.project.root, ["downgrade", "base"])
         if not down.ok:
             return False, f"`flask db downgrade base` failed: {error_line(down.output)}"
         at_base = schema.inspect_schema(self.url)
         leftovers = [f"table {t}" for t in at_base["tables"]] + [
             f"enum {e['name']}" for e in at_base["enums"]
         ]
-        up = self.flask_db(self.project.root, ["upgrade"])
+        up = self.runner.flask_db(self.project.root, ["upgrade"])
         if not up.ok:
             return False, f"upgrade after downgrade to base failed: {error_line(up.output)}" + (
                 f" (left at base: {', '.join(leftovers)})" if leftovers else ""
@@ -279,19 +221,6 @@ class _Run:
         return True, ""
 
 
-# A traceback's exception line ("sqlalchemy.exc.IntegrityError: (...) column ... contains null
-# values"); SQLAlchemy prints "[SQL: ...]" and a "Background on this error" link after it, so the
-# last line alone would hide the cause.
-_EXCEPTION_LINE = re.compile(r"^[\w.]*(?:Error|Exception): \S")
-
-
-def error_line(text: str) -> str:
-    """The line that says why a command failed: its last exception line, else its last line."""
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    exceptions = [line for line in lines if _EXCEPTION_LINE.match(line)]
-    return (exceptions or lines or [""])[-1]
-
-
 SERVER_GONE = (
     "check that the PostgreSQL server is running and reachable (a throwaway server's log is in its "
     "migrate-harness-pg-* folder while it runs); the scenarios after this one fail the same way "
@@ -299,43 +228,10 @@ SERVER_GONE = (
 )
 
 
-def _first_line(exc: sa.exc.DBAPIError) -> str:
+def first_line(exc: sa.exc.DBAPIError) -> str:
     return (str(exc.orig).strip().splitlines() or [type(exc.orig).__name__])[0]
 
 
-def run_scenario(
-    scenario: Scenario,
-    stack: StackEnv,
-    server: Server,
-    flask_db: FlaskDb | None = None,
-    timeout: float = commands.DEFAULT_TIMEOUT,
-    keep: Path | None = None,
-) -> ScenarioRun:
-    """Run every step of `scenario` on a fresh project and database; clean both up after."""
-    flask_db = flask_db or subprocess_runner(stack, timeout)
-    tmp = Path(tempfile.mkdtemp(prefix=f"migrate-harness-{scenario.id}-"))
-    try:
-        with scratch_database(server, scenario.id) as url:
-            project = create_project(
-                tmp / "project", url.render_as_string(hide_password=False), scenario.migrate_options
-            )
-            state = _Run(scenario, stack, flask_db, project, url, timeout)
-            run = state.execute()
-            run.replacements = {
-                str(project.root): "<project>",
-                str(stack.path): "<venv>",
-                url.render_as_string(hide_password=False): "<database-url>",
-                str(url.database): "<database>",
-            }
-            return run
-    except sa.exc.OperationalError as exc:
-        # `execute` reports a server lost mid-run itself; this is one gone before the scenario began
-        run = ScenarioRun(scenario=scenario, stack=stack)
-        run.error = f"{scenario.path}: cannot create the scenario's database: {_first_line(exc)}\n"
-        run.error += f"What to do: {SERVER_GONE}."
-        return run
-    finally:
-        if keep is not None:
-            dest = keep / tmp.name
-            shutil.copytree(tmp, dest, dirs_exist_ok=True)
-        shutil.rmtree(tmp, ignore_errors=True)
+def execute(scenario: Scenario, runner: Runner, project: Project, url: sa.URL) -> ScenarioRun:
+    """Run every step of `scenario` in `project` against the database at `url`."""
+    return _Run(scenario, runner, project, url).execute()

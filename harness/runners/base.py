@@ -1,4 +1,7 @@
-"""Running ``flask db`` the way a reader does: the stack's own ``flask``, in the project folder.
+"""What every runner shares: the command result, the reader's environment, the process call,
+the `Runner` type and the line that says why a command failed.
+
+Commands run the way a reader runs them: the stack's own ``flask``, in the project folder.
 
 No shell is involved and the environment carries no ``FLASK_APP`` or ``DATABASE_URL``: the
 project's ``.flaskenv`` must supply them, exactly as in the article. Each command has a
@@ -9,11 +12,15 @@ is kept for the failure message.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
+
+from harness.stacks import StackEnv
 
 DEFAULT_TIMEOUT = 120.0
 # Variables a reader's shell would not have, or that would let the harness's own setup leak
@@ -98,8 +105,45 @@ def run(
     )
 
 
-def flask_db(
-    bin_dir: Path, project: Path, args: list[str], timeout: float = DEFAULT_TIMEOUT
-) -> CommandResult:
-    """`flask db ARGS` from the stack's environment, in the project folder."""
-    return run([str(bin_dir / "flask"), "db", *args], project, reader_env(bin_dir), timeout)
+# A traceback's exception line ("sqlalchemy.exc.IntegrityError: (...) column ... contains null
+# values"); SQLAlchemy prints "[SQL: ...]" and a "Background on this error" link after it, so the
+# last line alone would hide the cause.
+_EXCEPTION_LINE = re.compile(r"^[\w.]*(?:Error|Exception): \S")
+
+
+def error_line(text: str) -> str:
+    """The line that says why a command failed: its last exception line, else its last line."""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    exceptions = [line for line in lines if _EXCEPTION_LINE.match(line)]
+    return (exceptions or lines or [""])[-1]
+
+
+class Runner(ABC):
+    """Runs one stack's console scripts (``flask``, ``alembic``) in a folder, as a reader does.
+
+    A runner is owned by a session and closed with it; `command` never raises for a command
+    that fails or hangs, it records it.
+    """
+
+    name = "runner"
+
+    def __init__(self, stack: StackEnv, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.stack = stack
+        self.timeout = timeout
+
+    @abstractmethod
+    def command(self, argv: list[str], cwd: Path, stdin: str | None = None) -> CommandResult:
+        """Run `argv` (argv[0] a console script of the stack, e.g. ``flask``) in `cwd`."""
+
+    def flask_db(self, project: Path, args: list[str]) -> CommandResult:
+        """`flask db ARGS` in the project folder."""
+        return self.command(["flask", "db", *args], project)
+
+    def close(self) -> None:  # noqa: B027 (most runners hold nothing)
+        """Release what the runner holds (a fork server); safe to call twice."""
+
+    def __enter__(self) -> Runner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from harness.runner import CommandRecord, ScenarioRun, StepRecord, error_line
+from harness.records import CommandRecord, ScenarioRun, StepRecord
+from harness.runners.base import error_line
 
 
 def _command(record: CommandRecord) -> dict[str, Any]:
@@ -88,34 +89,3 @@ def observe(run: ScenarioRun) -> dict[str, Any]:
     # object addresses in error messages ("<... object at 0x7f82ba738a40>") differ on every run
     subs.append((re.compile(r"\b0x[0-9a-f]{6,}\b"), "0x<address>"))
     return _normalise(data, subs)
-
-
-def _ops(step: dict[str, Any]) -> list[str]:
-    revisions = (step.get("migration") or {}).get("revisions") or []
-    return [
-        " ".join(str(op[k]) for k in ("op", "table", "column") if k in op)
-        for rev in revisions
-        for op in rev.get("upgrade_ops") or []
-    ]
-
-
-def lost_changes(expected: Any, observed: dict[str, Any]) -> list[str]:
-    """Steps whose migrate found no change although the snapshot expects operations.
-
-    A scenario says it expects operations through its snapshot. When autogenerate finds nothing
-    (the models were not changed, or a step lost its ``models``), the diff is a wall of ``-``
-    lines; this says it in one sentence per step, ahead of the diff.
-    """
-    if not isinstance(expected, dict):
-        return []
-    before = {s.get("name"): s for s in expected.get("steps") or [] if isinstance(s, dict)}
-    out = []
-    for step in observed.get("steps", []):
-        wanted = _ops(before.get(step["name"], {}))
-        if wanted and "migration" in step and not _ops(step):
-            out.append(
-                f"step {step['name']!r}: `flask db migrate` found no change, but the snapshot expects "
-                f"{len(wanted)} operation(s): {'; '.join(wanted)}. Did the step's models change? "
-                "(a step without `models` keeps the previous step's)"
-            )
-    return out
