@@ -6,6 +6,7 @@ test with the install command rather than skipping it, so an unchecked workflow 
 
 from __future__ import annotations
 
+import configparser
 import shutil
 import subprocess
 import sys
@@ -84,3 +85,20 @@ def test_publishes_the_markdown_report_and_keeps_the_junit_xml(workflow):
     assert uploads and uploads[0]["with"]["path"] == "reports/*.xml"
     # both run after a failing matrix too: a failing week is the one whose report matters
     assert all(s.get("if") == "${{ !cancelled() }}" for s in summary + uploads)
+
+
+def tox_env(name: str) -> dict[str, str]:
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(ROOT / "tox.ini")
+    return dict(parser[f"testenv:{name}"])
+
+
+def test_the_ci_job_runs_every_scenario_with_both_runners_and_tox_only_the_sample(workflow):
+    """The full faithfulness proof (tests/test_fastrunner.py with every scenario) is part of
+    `tox -e matrix`, which the CI job runs; plain `tox` runs the sample."""
+    assert any(step.get("run", "").strip() == "tox -e matrix" for step in steps(workflow))
+    for name in ("matrix", "faithfulness"):
+        env = tox_env(name)
+        assert "MIGRATE_HARNESS_FAITHFULNESS = all" in env["set_env"], name
+        assert "pytest tests/test_fastrunner.py" in env["commands"], name
+    assert "FAITHFULNESS" not in tox_env("tests").get("set_env", "")

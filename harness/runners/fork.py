@@ -59,6 +59,7 @@ class ForkServer:
     log: IO[bytes]  # the server's own stderr, shown when it fails
     startup_timeout: float = STARTUP_TIMEOUT
     _hello: dict[str, Any] | None = None
+    _pending: bytes = b""  # what the server wrote past the last line read
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
@@ -104,14 +105,26 @@ class ForkServer:
         )
 
     def _read(self, timeout: float, doing: str) -> dict[str, Any]:
+        """The server's next line, waiting at most `timeout` seconds for it.
+
+        Reads the pipe's file descriptor directly and keeps what follows the line for the next
+        call. (Selecting on the descriptor and then calling ``readline`` on the buffered file
+        would deadlock: a fast command's two lines, ``child`` and the reply, arrive together on
+        a busy machine, the first ``readline`` buffers both, and the next ``select`` then waits
+        for bytes that were already read.)
+        """
         stdout = self.process.stdout
         assert stdout is not None
-        ready, _, _ = select.select([stdout], [], [], timeout)
-        if not ready:
-            raise self._fail(f"did not answer within {timeout:g}s while {doing}")
-        line = stdout.readline()
-        if not line:
-            raise self._fail(f"exited (code {self.process.wait()}) while {doing}")
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._pending:
+            ready, _, _ = select.select([stdout.fileno()], [], [], max(deadline - time.monotonic(), 0))
+            if not ready:
+                raise self._fail(f"did not answer within {timeout:g}s while {doing}")
+            chunk = os.read(stdout.fileno(), 1 << 16)
+            if not chunk:
+                raise self._fail(f"exited (code {self.process.wait()}) while {doing}")
+            self._pending += chunk
+        line, _, self._pending = self._pending.partition(b"\n")
         return json.loads(line)
 
     def run(
