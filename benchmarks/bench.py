@@ -194,8 +194,10 @@ def report(
     def target(name: str, value: float | None, goal: str, ok: bool | None) -> None:
         ratios[name] = (value, goal, ok)
 
+    # Every ratio the run can compute, per command kind, in one table: a kind with no commands
+    # (or none in the floor) shows "-" rather than disappearing.
     if sub and fork:
-        for kind in ("all", "migrate", "upgrade"):
+        for kind in KINDS:
             value = _ratio(median_ms(sub.times.get(kind)), median_ms(fork.times.get(kind)))
             target(
                 f"subprocess / fork per command ({kind})",
@@ -204,7 +206,7 @@ def report(
                 None if value is None else value >= 10,
             )
     if fork:
-        for kind in ("all", "migrate", "upgrade"):
+        for kind in KINDS:
             value = _ratio(median_ms(fork.times.get(kind)), median_ms(floor.get(kind)))
             target(f"fork / floor per command ({kind})", value, "<= 3", None if value is None else value <= 3)
     for runner in ("fork", "subprocess"):

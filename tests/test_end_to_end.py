@@ -1,4 +1,8 @@
-"""The plugin end to end, through pytester: a scenario file in, pytest's verdict and report out."""
+"""The plugin end to end, through pytester: a scenario file in, pytest's verdict and report out.
+
+Inner runs use the fork runner (faithful: tests/test_fastrunner.py), and each run is there for a
+verdict no other run gives: an inner session costs a server's worth of seconds.
+"""
 
 import pytest
 from helpers import OWNERS, STACK_CACHE, one_table
@@ -23,7 +27,8 @@ def write(pytester: pytest.Pytester, models: str) -> None:
 
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.runpytest_subprocess("--pg-url", pytester.url, "-p", "no:cacheprovider", *args)  # type: ignore[attr-defined]
+    url = pytester.url  # type: ignore[attr-defined]
+    return pytester.runpytest_subprocess("--pg-url", url, "-p", "no:cacheprovider", "--runner", "fork", *args)
 
 
 def test_missing_snapshot_then_update_then_pass_then_diff_on_change(project):
@@ -49,8 +54,7 @@ def test_missing_snapshot_then_update_then_pass_then_diff_on_change(project):
             "+*sa.Column('email', sa.String(length=255), nullable=True),",
         ]
     )
-    run(project, "--snapshot-update").assert_outcomes(passed=1)
-    run(project).assert_outcomes(passed=1)
+    # (A second update and pass after the change would repeat the second and third runs.)
 
 
 def test_broken_model_code_points_at_the_scenario_line(project):
@@ -69,10 +73,9 @@ def test_broken_model_code_points_at_the_scenario_line(project):
 
 def test_a_malformed_scenario_is_a_collection_error_and_others_still_run(project):
     write(project, MODEL)
-    run(project, "--snapshot-update").assert_outcomes(passed=1)
     (project.path / "scenarios" / "broken.yaml").write_text(
         "id: broken\ntitle: t\nsteps:\n  - name: s\n    comands: [init]\n"
     )
-    result = run(project)
+    result = run(project, "--snapshot-update")  # the good one passes (its snapshot is written)
     result.assert_outcomes(passed=1, errors=1)
     assert "scenarios/broken.yaml:5: steps[0]: unknown key 'comands'" in result.stdout.str()

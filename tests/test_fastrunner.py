@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -244,29 +244,41 @@ def test_flask_cli_output_is_byte_identical(
 def test_timeout_kills_the_command_and_what_it_started(
     harness_stack: StackEnv, forkserver: ForkServer, tmp_path
 ) -> None:
+    """The timeout is derived from a measured run of the same models without the sleep, so that a
+    busy machine cannot expire it before the models print (it did, with a fixed 3 seconds)."""
     project = create_project(tmp_path / "project", NO_DATABASE)
     pids = tmp_path / "pids"
-    project.write_models(
+    models = (
         "import os, subprocess, sys, time\n"
-        "sleeper = subprocess.Popen(['sleep', '300'])\n"
+        "sleeper = subprocess.Popen(['sleep', '600'])\n"
         f"open({str(pids)!r}, 'w').write(f'{{os.getpid()}} {{sleeper.pid}}')\n"
         "print('waiting', flush=True)\n"
-        "time.sleep(300)\n"
     )
-    start = time.monotonic()
-    result = ForkRunner(harness_stack, 3, server=forkserver).flask_db(project.root, ["migrate"])
+    project.write_models(models + "sleeper.kill()\n")
+    measured = ForkRunner(harness_stack, 600, server=forkserver).flask_db(project.root, ["--help"])
+    assert measured.exit_code == 0 and "waiting" in measured.stdout, measured.stderr
+    project.write_models(models + "time.sleep(600)\n")
+    timeout = 2 + 5 * measured.seconds
+    result = ForkRunner(harness_stack, timeout, server=forkserver).flask_db(project.root, ["migrate"])
     assert result.timed_out and result.exit_code is None
-    assert time.monotonic() - start < 30
+    assert result.seconds < 600  # stopped, not waited for
     assert "waiting" in result.stdout  # output so far is kept
     child, grandchild = (int(p) for p in pids.read_text().split())
-    deadline = time.monotonic() + 5
-    while _alive(grandchild) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    _wait_until(lambda: not _alive(grandchild), f"the killed command's child {grandchild} to end")
     assert not _alive(child) and not _alive(grandchild)
     # the server goes on serving (not in the project: any command there imports the models)
     flask = str(harness_stack.executable("flask"))
     env = commands.reader_env(harness_stack.bin_dir)
     assert forkserver.run([flask, "--version"], tmp_path, env).exit_code == 0
+
+
+def _wait_until(condition: Callable[[], bool], what: str, limit: float = 300.0) -> None:
+    """Poll until `condition` holds. The limit only turns a hang into a failure; it is far above
+    what any machine needs, so load makes the test slower, never red."""
+    deadline = time.monotonic() + limit
+    while not condition():
+        assert time.monotonic() < deadline, f"waited {limit:g}s for {what}"
+        time.sleep(0.05)
 
 
 # A stand-in server that answers a request with its two lines in ONE write, as a fast command's

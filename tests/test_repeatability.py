@@ -1,10 +1,13 @@
-"""Repeatability: the same scenarios and claims, run twice serially and once with two xdist workers,
+"""Repeatability: the same scenarios and claims, run once serially and once with two xdist workers,
 write byte-identical snapshot files, recorded verdicts and claims reports.
 
 Each run starts from a fresh copy with no snapshot and no recorded verdict, so every file compared is
 one the run wrote (``--snapshot-update``). The snapshots must also equal the ones committed in the
-library. Cost: three sessions of three library scenarios plus the claims of one stack, on the
-session's server: about 2 minutes on two busy cores (see docs/robustness.md).
+library, which earlier runs wrote: so three runs agree (the committed one, a serial rerun and a
+parallel rerun) for the price of two. (It ran serially twice as well, before; a second serial run
+proves nothing the parallel rerun does not: both are fresh sessions, fresh databases and folders.)
+Both runs use the fork runner, which tests/test_fastrunner.py proves faithful; the claims probe too.
+Cost: two sessions of three library scenarios plus the claims of one stack (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ def _run(folder: Path, url: str, *args: str) -> dict[str, str]:
     env.pop(URL_ENV, None)
     env["MIGRATE_HARNESS_CACHE"] = STACK_CACHE
     argv = [sys.executable, "-m", "pytest", "--pg-url", url, "-p", "no:cacheprovider", "--snapshot-update"]
+    argv += ["--runner", "fork", "--claims-runner", "fork"]
     argv += ["--claims-stack", "current", "--claims-report", "report.md", "scenarios", "claims", *args]
     done = subprocess.run(argv, cwd=folder, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -54,19 +58,17 @@ def _run(folder: Path, url: str, *args: str) -> dict[str, str]:
     }
 
 
-def test_serial_twice_and_parallel_write_identical_snapshots_verdicts_and_claims_reports(
+def test_serial_and_parallel_write_identical_snapshots_verdicts_and_claims_reports(
     tmp_path: Path, harness_server: Server
 ):
     url = harness_server.url.render_as_string(hide_password=False)
-    first = _run(_copy(tmp_path / "serial-1"), url)
-    second = _run(_copy(tmp_path / "serial-2"), url)
+    serial = _run(_copy(tmp_path / "serial"), url)
     parallel = _run(_copy(tmp_path / "parallel"), url, "-n", "2")
-    snapshots = sorted(p for p in first if "__snapshots__" in p)
+    snapshots = sorted(p for p in serial if "__snapshots__" in p)
     assert len(snapshots) >= len(SCENARIOS)
-    assert "claims/verdicts/current.yaml" in first and "report.md" in first
-    assert sorted(second) == sorted(first) and sorted(parallel) == sorted(first)
-    for path in first:
-        assert second[path] == first[path], f"{path} differs between two serial runs"
-        assert parallel[path] == first[path], f"{path} differs between serial and -n 2"
+    assert "claims/verdicts/current.yaml" in serial and "report.md" in serial
+    assert sorted(parallel) == sorted(serial)
+    for path in serial:
+        assert parallel[path] == serial[path], f"{path} differs between serial and -n 2"
     for path in snapshots:
-        assert first[path] == (ROOT / path).read_text(encoding="utf-8"), f"{path} differs from the library's"
+        assert serial[path] == (ROOT / path).read_text(encoding="utf-8"), f"{path} differs from the library's"
