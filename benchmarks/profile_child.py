@@ -34,6 +34,7 @@ PARTS = (
 
 
 def _child(fm, command, profile, report):
+    child_start = time.perf_counter()  # CLOCK_MONOTONIC: comparable with the parent's readings
     request = {"argv": command["argv"], "cwd": command["cwd"], "env": command["env"]}
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
@@ -52,7 +53,9 @@ def _child(fm, command, profile, report):
         status = 1
     if profiler:
         profiler.disable()
-    result = {"exec": time.perf_counter() - started, "status": status}
+    ended = time.perf_counter()
+    result = {"exec": ended - started, "status": status, "child_start": child_start}
+    result.update(exec_start=started, exec_end=ended)
     if profiler:
         stats = pstats.Stats(profiler).stats
         result["parts"] = {
@@ -70,15 +73,27 @@ def _fork(fm, command, profile):
     if pid == 0:
         os.close(read)
         _child(fm, command, profile, write)
+    forked = time.perf_counter()
     os.close(write)
     os.waitpid(pid, 0)
-    wall = time.perf_counter() - started
+    reaped = time.perf_counter()
+    wall = reaped - started
     data = b""
     while chunk := os.read(read, 65536):
         data += chunk
     os.close(read)
     result = json.loads(data)
     result["wall"] = wall
+    # fork: the parent's os.fork (copying the page tables); to child: until the child runs;
+    # setup: become_command (session, folder, environment, the console script compiled);
+    # exit: finish() (threads, atexit, the child's own gc, flushing), _exit, the kernel's
+    # teardown of the copied address space, and the parent waking from waitpid.
+    result["phases"] = {
+        "fork": forked - started,
+        "to child": result["child_start"] - started,
+        "setup": result["exec_start"] - result["child_start"],
+        "exit": reaped - result["exec_end"],
+    }
     return result
 
 
@@ -100,6 +115,9 @@ def main():
                 "status": runs[0]["status"],
                 "wall_ms": statistics.median(r["wall"] for r in runs) * 1000,
                 "exec_ms": statistics.median(r["exec"] for r in runs) * 1000,
+                "phases_ms": {
+                    k: statistics.median(r["phases"][k] for r in runs) * 1000 for k in runs[0]["phases"]
+                },
                 "profiled_ms": profiled["exec"] * 1000,
                 "parts_ms": {k: v * 1000 for k, v in profiled["parts"].items()},
             }

@@ -7,9 +7,10 @@ migration upgraded), then runs ``profile_child.py`` in the stack's interpreter, 
 the fork server does and forks each command `repeats` times plus once under cProfile. Commands:
 ``flask db --help`` (start-up, .flaskenv, app import, plugin lookup: no database), ``flask db
 heads`` (adds Alembic's script folder) and ``flask db current`` (adds env.py, logging setup and the
-login). Printed: medians of fork-to-reap wall and of the console script's own time (their
-difference is fork, exit and reaping), and each part's cumulative time in the profiled run
-(cProfile slows Python code, so parts are best read as shares of "profiled"). Figures only.
+login). Printed: medians of fork-to-reap wall, of the console script's own time, and of the
+phases around it (fork, to child, setup, exit: see profile_child.py), and each part's cumulative
+time in the profiled run (cProfile slows Python code, so parts are best read as shares of
+"profiled"). Not included: the fork server's JSON round trip with the harness. Figures only.
 """
 
 from __future__ import annotations
@@ -82,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     results = json.loads(done.stdout)
     parts = list(results[0]["parts_ms"])
     table = Table(title=f"fork runner, per command (ms), stack {args.stack}, {args.repeats} runs each")
-    for column in ("command", "exit", "fork to reap", "script", "fork+exit", "profiled", *parts):
+    phases = list(results[0]["phases_ms"])
+    columns = ("command", "exit", "fork to reap", "script", *phases, "profiled", *parts)
+    for column in columns:
         table.add_column(column, justify="right")
     for r in results:
         table.add_row(
@@ -90,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             str(r["status"]),
             f"{r['wall_ms']:.1f}",
             f"{r['exec_ms']:.1f}",
-            f"{r['wall_ms'] - r['exec_ms']:.1f}",
+            *(f"{r['phases_ms'][p]:.1f}" for p in phases),
             f"{r['profiled_ms']:.1f}",
             *(f"{r['parts_ms'][p]:.1f}" for p in parts),
         )
