@@ -119,7 +119,8 @@ def _table(inspector: sa.Inspector, name: str, schema: str | None, default: str 
 
 
 def inspect_schema(url: sa.URL) -> dict[str, Any]:
-    """Tables (alembic_version aside), enum types, sequences and the alembic_version rows."""
+    """The short summary (the claims read it): tables (alembic_version aside), enum types,
+    sequences and the alembic_version rows, as SQLAlchemy's inspector reports them."""
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     try:
         with engine.connect() as conn:
