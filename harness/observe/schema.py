@@ -241,8 +241,8 @@ FROM pg_policy p WHERE p.polrelid = ANY(:oids)
 _SEQUENCES = f"""
 SELECT c.oid, n.nspname, c.relname, format_type(s.seqtypid, NULL), s.seqstart, s.seqincrement,
        s.seqmin, s.seqmax, s.seqcache, s.seqcycle,
-       (SELECT tn.nspname || '.' || tc.relname || '.' || a.attname || ' (' ||
-               CASE d.deptype WHEN 'i' THEN 'identity' ELSE 'owned by' END || ')'
+       (SELECT tn.nspname || '.' || tc.relname || '.' || a.attname ||
+               CASE d.deptype WHEN 'i' THEN ' (identity)' ELSE '' END
         FROM pg_depend d JOIN pg_class tc ON tc.oid = d.refobjid
         JOIN pg_namespace tn ON tn.oid = tc.relnamespace
         JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
