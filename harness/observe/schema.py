@@ -15,23 +15,25 @@ Why the catalogs and not a normalised ``pg_dump --schema-only``:
 * the result is structured (table -> columns, constraints, indexes...), so a difference is named
   by its path (``tables.users.indexes.ix_users_email``) rather than found in a text diff, and the
   snapshot reads per object;
-* pg_dump's text carries what varies and what is not schema (``SET`` lines, ownership, the ``restrict`` key
-  keys in newer releases, dump-order comments), all of which would need stripping.
+* pg_dump's text carries what varies and what is not schema (``SET`` lines, ownership, the
+  ``restrict`` key of newer releases, dump-order comments), all of which would need stripping.
 
 What varies is kept out rather than rewritten: no OID is ever selected; internal triggers (whose
-names embed OIDs), TOAST tables, array types and row types that PostgreSQL creates implicitly are
-left out; objects in the connection's current schema are named without it, others as
-``schema.name``. The database name never appears in catalog output (the session's replacements
-would normalise it if it did). NOT NULL is recorded on the column; PostgreSQL 18's catalogued
-not-null constraints are therefore not listed again, so 15 and 18 give the same view.
+names embed OIDs), TOAST tables, and the array types, row types and range constructors that
+PostgreSQL makes implicitly are left out; objects in the connection's current schema are named
+without it, others as ``schema.name``. The database name never appears in catalog output (the
+session's replacements would normalise it if it did). NOT NULL is recorded on the column;
+PostgreSQL 18's catalogued not-null constraints are therefore not listed again, so 15 and 18
+give the same view.
 
 Not observed (say so rather than pretend): owners and privileges, tablespaces, statistics
 targets, row data other than ``alembic_version``'s, and ``plpgsql`` (present in every database
-created from template1). Objects that belong to an extension are listed under the extension only.
+created from template1). An extension is recorded by name, schema and version, not member by member.
 
 ``inspect_schema`` is the short summary from SQLAlchemy's inspector (column types as SQLAlchemy
 compiles them). The claims' checks read it; it hides what the inspector cannot express (an index
-on ``lower(email)`` shows as ``columns: [null]``), which is why nothing is judged on it alone.
+on ``lower(email)`` shows as ``columns: [null]``), which is why snapshots and the roundtrip do
+not use it.
 """
 
 from __future__ import annotations
@@ -272,12 +274,15 @@ WHERE {_USER_NS} AND {_not_in_extension("pg_type", "t.oid")}
   AND (t.typrelid = 0 OR tc.relkind = 'c') AND t.typtype <> 'm'
 """
 
+# Not the constructors PostgreSQL makes for a range type (they depend on it internally).
 _FUNCTIONS = f"""
 SELECT n.nspname, p.proname, pg_get_function_identity_arguments(p.oid), p.prokind,
        CASE WHEN p.prokind IN ('f', 'p', 'w') THEN pg_get_functiondef(p.oid) END,
        obj_description(p.oid, 'pg_proc')
 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
 WHERE {_USER_NS} AND {_not_in_extension("pg_proc", "p.oid")}
+  AND NOT EXISTS (SELECT 1 FROM pg_depend i WHERE i.classid = 'pg_proc'::regclass
+                  AND i.objid = p.oid AND i.deptype = 'i')
 """
 
 _TYPE_KINDS = {"e": "enum", "d": "domain", "c": "composite", "r": "range", "b": "base", "p": "pseudo"}
