@@ -81,6 +81,9 @@ class _Run:
         self.scenario, self.runner, self.project, self.url = scenario, runner, project, url
         self.timeout = runner.timeout
         self.run = ScenarioRun(scenario=scenario, stack=runner.stack)
+        # The database as it stood before the first `upgrade` (whatever the scenario's own `sql:`
+        # made): what `downgrade base` must give back. None until the first upgrade runs.
+        self.baseline: dict[str, Any] | None = None
 
     def fail(self, step: Step, command: Command | None, what: str, todo: str) -> None:
         where = f"{self.scenario.path}:{command.line if command else step.line}"
@@ -107,10 +110,10 @@ class _Run:
             self.project.write_models(step.models)
         for command in step.commands:
             if not self._command(step, record, command):
-                record.schema = schema.inspect_schema(self.url)
+                record.schema = schema.catalog_schema(self.url)
                 return False
         self.command = None
-        record.schema = schema.inspect_schema(self.url)
+        record.schema = schema.catalog_schema(self.url)
         return True
 
     def _command(self, step: Step, record: StepRecord, command: Command) -> bool:
@@ -122,6 +125,8 @@ class _Run:
             failed, output = entry.sql_error is not None, entry.sql_error or ""
             headline = output.splitlines()[0] if output else ""
         else:
+            if command.name == "upgrade" and self.baseline is None:
+                self.baseline = schema.catalog_schema(self.url)
             before = set(self.project.revision_files())
             result = self.runner.flask_db(self.project.root, _flask_args(command))
             entry.result = result
@@ -198,27 +203,43 @@ class _Run:
         return True, ""
 
     def _roundtrip(self) -> tuple[bool, str]:
-        """Downgrade to base, then upgrade again: the schema must come back the same."""
-        expected = schema.inspect_schema(self.url)
+        """Downgrade to base, then upgrade again, judged on the complete schema: at base the
+        database must equal the baseline (as it stood before the first upgrade, with whatever the
+        scenario's own `sql:` made), and after the upgrade it must equal the state before the
+        downgrade. `alembic_version` is Alembic's bookkeeping: at base it must hold no row."""
+        expected = schema.catalog_schema(self.url)
         down = self.runner.flask_db(self.project.root, ["downgrade", "base"])
         if not down.ok:
             return False, f"`flask db downgrade base` failed: {error_line(down.output)}"
-        at_base = schema.inspect_schema(self.url)
-        leftovers = [f"table {t}" for t in at_base["tables"]] + [
-            f"enum {e['name']}" for e in at_base["enums"]
-        ]
+        at_base = schema.catalog_schema(self.url)
+        base_diff = _base_differences(self.baseline, at_base)
         up = self.runner.flask_db(self.project.root, ["upgrade"])
         if not up.ok:
             return False, f"upgrade after downgrade to base failed: {error_line(up.output)}" + (
-                f" (left at base: {', '.join(leftovers)})" if leftovers else ""
+                f" (at base: {schema.summarise_diff(base_diff)})" if base_diff else ""
             )
-        if leftovers:
-            return False, f"downgrade to base left: {', '.join(leftovers)}"
-        again = schema.inspect_schema(self.url)
-        if again != expected:
-            changed = sorted(k for k in expected if expected[k] != again[k])
-            return False, f"schema differs after downgrade base + upgrade in: {', '.join(changed)}"
+        if base_diff:
+            return (
+                False,
+                f"downgrade to base did not restore the baseline: {schema.summarise_diff(base_diff)}",
+            )
+        again = schema.catalog_schema(self.url)
+        changed = schema.schema_diff(expected, again, ("before the downgrade", "after the upgrade"))
+        if changed:
+            return False, f"schema differs after downgrade base + upgrade: {schema.summarise_diff(changed)}"
         return True, ""
+
+
+def _base_differences(baseline: dict[str, Any] | None, at_base: dict[str, Any]) -> list[str]:
+    """How the database at base differs from the baseline, `alembic_version` aside (its rows
+    must be gone; the table itself may stay: Alembic creates it and never drops it)."""
+    out = []
+    if at_base["alembic_version"]:
+        out.append(f"alembic_version still holds {', '.join(at_base['alembic_version'])}")
+    if baseline is None:  # cannot happen when the scenario ends at head: it ran an upgrade
+        return out + ["no baseline was observed before the first upgrade"]
+    strip = lambda s: {k: v for k, v in s.items() if k != "alembic_version"}  # noqa: E731
+    return out + schema.schema_diff(strip(baseline), strip(at_base), ("in the baseline", "at base"))
 
 
 SERVER_GONE = (

@@ -94,7 +94,7 @@ def test_show_runs_the_scaffolded_template(tmp_path: Path, harness_server: Serve
     assert out.startswith("# stack current: alembic ")
     assert "op.create_table('owners'" in out
     assert "batch_op.add_column(sa.Column('phone', sa.String(length=20), nullable=True))" in out
-    assert "type: VARCHAR(20)" in out  # the schema after the step
+    assert "type: character varying(20)" in out  # the schema after the step
     assert "autogenerate_clean: holds" in out and "roundtrip: holds" in out
     assert leftover_databases(harness_server) == []
 
