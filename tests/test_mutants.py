@@ -28,8 +28,10 @@ from harness.mutants.results import (
     Failure,
     Outcome,
     RunResult,
+    dump,
     failures,
     judge_run,
+    load,
     markdown,
     print_table,
     summary,
@@ -155,6 +157,7 @@ def test_the_table_and_the_page_show_every_fault_and_what_would_catch_each_misse
     assert "| `a-fault` | caught | claims/catalogue.yaml::x[current] | claim 'x': a \\| b |" in page
     assert "| `b-fault` | missed | - |  |" in page
     assert "- `b-fault` (w2): a transcript snapshot" in page
+    assert load(dump(outcomes, "intro")) == (outcomes, "intro")  # what --render reads back
     console = Console(record=True, width=160)
     print_table(outcomes, console)
     text = console.export_text()

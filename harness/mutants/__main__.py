@@ -38,14 +38,17 @@ from harness.mutants.faults import (
 from harness.mutants.results import (
     BROKEN,
     CAUGHT,
+    MISSED,
     Outcome,
     RunResult,
+    dump,
     judge_run,
+    load,
     markdown,
     print_table,
     summary,
 )
-from harness.session import Options, Session
+from harness.session import Options, Session, stop_on_sigterm
 from harness.stacks import DEFAULT_STACKS_FILE, ENV_OVERRIDE, StackError
 
 ROOT = DEFAULT_STACKS_FILE.parent
@@ -89,10 +92,21 @@ def run_tests(argv: list[str], env: dict[str, str], folder: Path, label: str) ->
     log = folder / f"{label}.log"
     start = time.perf_counter()
     with open(log, "w") as out:
-        done = subprocess.run(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, check=False)
+        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            proc.wait()
+        except BaseException:
+            # Ctrl-C or SIGTERM: pytest's own teardown stops its fork servers and databases
+            proc.terminate()
+            try:
+                proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            raise
     tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
     xml = junit.read_text() if junit.exists() else None
-    return RunResult(done.returncode, xml, tail, time.perf_counter() - start)
+    return RunResult(proc.returncode, xml, tail, time.perf_counter() - start)
 
 
 def _one_fault(fault: Fault, site: Path, argv: list[str], env: dict[str, str], folder: Path) -> Outcome:
@@ -105,7 +119,7 @@ def _one_fault(fault: Fault, site: Path, argv: list[str], env: dict[str, str], f
     finally:
         unseed(seeded)
     outcome = judge_run(fault.name, run, fault.why)
-    if outcome.status != CAUGHT:
+    if outcome.status == MISSED:
         outcome.would_catch = WOULD_CATCH.get(fault.name, "")
     return outcome
 
@@ -139,6 +153,16 @@ tool stops).
 Run: {workers} xdist worker(s); the unmodified copy took {base:.0f}s; all runs {seconds / 60:.1f} min."""
 
 
+def _write(page: Path, outcomes: list[Outcome], intro: str) -> None:
+    """The page, and its JSON twin beside it (what `--render` reads)."""
+    page.write_text(markdown(outcomes, intro), encoding="utf-8")
+    page.with_suffix(".json").write_text(dump(outcomes, intro), encoding="utf-8")
+
+
+def _elapsed(start: float) -> float:
+    return time.perf_counter() - start
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Seed faults into a copy of a stack and report which the claims and the library catch."""
     parser = argparse.ArgumentParser(prog="python -m harness.mutants", description=main.__doc__)
@@ -154,12 +178,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-page", action="store_true", help="print the table only")
     parser.add_argument("--keep", action="store_true", help="keep the copy and the run logs (prints where)")
     parser.add_argument("--check-anchors", action="store_true", help="only check every fault still applies")
+    parser.add_argument(
+        "--render",
+        type=Path,
+        metavar="JSON",
+        help="only write the page again from a measurement's JSON (the page's .json twin), "
+        "with today's notes on what would catch each missed fault",
+    )
+    parser.add_argument(
+        "--baseline-only", action="store_true", help="only run the unmodified copy (it must give no failure)"
+    )
     args = parser.parse_args(argv)
     try:
         faults = by_name(args.faults)
     except FaultError as exc:
         parser.error(str(exc))
 
+    if args.render:
+        outcomes, intro = load(args.render.read_text(encoding="utf-8"))
+        for o in outcomes:
+            o.would_catch = WOULD_CATCH.get(o.fault, "") if o.status == MISSED else ""
+        _write(args.page, outcomes, intro)
+        print_table(outcomes)
+        return 0
+    stop_on_sigterm()  # SIGTERM unwinds like Ctrl-C: the copy, the server and the run are cleaned up
     os.environ.pop(ENV_OVERRIDE, None)  # the original, never a copy of a copy
     folder = Path(tempfile.mkdtemp(prefix="migrate-harness-mutants-"))
     session = Session(Options(pg_url=args.pg_url))
@@ -190,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         test_argv = pytest_argv(
             args.stack, args.library, folder / "junit.xml", args.workers, not args.all_failures
         )
-        print(f"each run: {' '.join(test_argv[1:])}")
+        print(f"each run: {' '.join(test_argv[1:])}", flush=True)
         start = time.perf_counter()
         base = run_tests(test_argv, env, folder, "unmodified")
         outcome = judge_run("unmodified", base)
@@ -203,21 +245,35 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             print(base.output_tail, file=sys.stderr)
             return 2
-        print(f"unmodified copy: no failure ({base.seconds:.0f}s)")
+        print(f"unmodified copy: no failure ({base.seconds:.0f}s)", flush=True)
+        if args.baseline_only:
+            return 0
         outcomes = []
         for i, fault in enumerate(faults, 1):
             outcome = _one_fault(fault, site, test_argv, env, folder)
             outcomes.append(outcome)
             where = outcome.failure.test if outcome.failure else outcome.detail
-            print(f"[{i}/{len(faults)}] {fault.name}: {outcome.status} in {outcome.seconds:.0f}s {where}")
-        total = time.perf_counter() - start
+            print(
+                f"[{i}/{len(faults)}] {fault.name}: {outcome.status} in {outcome.seconds:.0f}s {where}",
+                flush=True,
+            )
+            if not args.no_page:  # after every fault: an interrupted measurement still leaves its rows
+                intro = _intro(
+                    args.stack, src.versions, args.library, args.workers, _elapsed(start), base.seconds
+                )
+                _write(args.page, outcomes, intro)
+        total = _elapsed(start)
         print_table(outcomes)
         print(f"{summary(outcomes)}; {total / 60:.1f} min for {len(faults) + 1} runs")
         if not args.no_page:
-            intro = _intro(args.stack, src.versions, args.library, args.workers, total, base.seconds)
-            args.page.write_text(markdown(outcomes, intro), encoding="utf-8")
             print(f"written {args.page}")
         return 1 if any(o.status == BROKEN for o in outcomes) else 0
+    except KeyboardInterrupt as exc:
+        print(
+            f"mutants: interrupted ({exc or 'Ctrl-C'}); the copy, the run and the server are cleaned up",
+            file=sys.stderr,
+        )
+        return 130
     finally:
         session.close()
         if args.keep:

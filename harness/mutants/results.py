@@ -8,8 +8,9 @@ one, e.g. an unused snapshot) caught the fault; a run that passed missed it.
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from rich.console import Console
 from rich.table import Table
@@ -91,6 +92,21 @@ def judge_run(fault: str, run: RunResult, why: str = "") -> Outcome:
             fault, CAUGHT, Failure("(session)", f"exit code {run.exit_code}: {line}"), 0, run.seconds, why
         )
     return Outcome(fault, MISSED, None, 0, run.seconds, why)
+
+
+def dump(outcomes: list[Outcome], intro: str) -> str:
+    """The measurement as JSON, so the page can be rendered again (`--render`) without re-running."""
+    return json.dumps({"intro": intro, "outcomes": [asdict(o) for o in outcomes]}, indent=1) + "\n"
+
+
+def load(text: str) -> tuple[list[Outcome], str]:
+    data = json.loads(text)
+    outcomes = []
+    for item in data["outcomes"]:
+        failure = Failure(**item.pop("failure")) if item.get("failure") else None
+        item.pop("failure", None)
+        outcomes.append(Outcome(failure=failure, **item))
+    return outcomes, data["intro"]
 
 
 def summary(outcomes: list[Outcome]) -> str:
