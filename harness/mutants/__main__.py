@@ -74,16 +74,27 @@ SUBSET = (
 )
 
 
-def pytest_argv(stack: str, library: str, junit: Path, workers: int, stop_first: bool) -> list[str]:
-    """The pytest command line one run uses: the claims first, then the library, fork runner."""
+def pytest_argv(
+    stack: str, library: str, junit: Path, workers: int, stop_first: bool, claims_first: bool = True
+) -> list[str]:
+    """The pytest command line one run uses (fork runner for the scenarios). `claims_first` only
+    orders what runs: with `-x` and one worker, a fault the first half catches never pays for the
+    second half; a missed fault runs everything either way."""
     scenarios = list(SUBSET) if library == "subset" else ["scenarios"]
-    argv = [sys.executable, "-m", "pytest", "claims", *scenarios, "--claims-stack", stack, "--stack", stack]
+    paths = ["claims", *scenarios] if claims_first else [*scenarios, "claims"]
+    argv = [sys.executable, "-m", "pytest", *paths, "--claims-stack", stack, "--stack", stack]
     argv += ["--runner", "fork", "-p", "no:cacheprovider", "-q", "--junitxml", str(junit)]
     if stop_first:
         argv.append("-x")
     if workers > 1:
         argv += ["-n", str(workers), "--dist", "loadgroup"]
     return argv
+
+
+def claims_first(fault: Fault) -> bool:
+    """Autogenerate's comparison and rendering are what the scenarios pin; everything else (the
+    CLI, the templates, dotenv, messages) is what the claims probe sees first."""
+    return not fault.path.startswith("alembic/autogenerate/")
 
 
 def run_tests(argv: list[str], env: dict[str, str], folder: Path, label: str) -> RunResult:
@@ -109,7 +120,10 @@ def run_tests(argv: list[str], env: dict[str, str], folder: Path, label: str) ->
     return RunResult(proc.returncode, xml, tail, time.perf_counter() - start)
 
 
-def _one_fault(fault: Fault, site: Path, argv: list[str], env: dict[str, str], folder: Path) -> Outcome:
+def _one_fault(
+    fault: Fault, site: Path, args: argparse.Namespace, env: dict[str, str], folder: Path
+) -> Outcome:
+    argv = _argv(args, folder, claims_first(fault))
     try:
         seeded = seed(fault, site)
     except FaultError as exc:
@@ -150,7 +164,14 @@ and one PostgreSQL server. A fault is **caught** when the run fails; each run st
 first failure (`-x`), which the table shows. The unmodified copy passes first (otherwise the
 tool stops).
 
-Run: {workers} xdist worker(s); the unmodified copy took {base:.0f}s; all runs {seconds / 60:.1f} min."""
+Run: {workers} worker(s); the claims run before the scenarios except for faults in autogenerate's
+compare and render (harness/mutants/__main__.py `claims_first`);
+the unmodified copy took {base:.0f}s; all runs {seconds / 60:.1f} min."""
+
+
+def _argv(args: argparse.Namespace, folder: Path, first_claims: bool) -> list[str]:
+    junit = folder / "junit.xml"
+    return pytest_argv(args.stack, args.library, junit, args.workers, not args.all_failures, first_claims)
 
 
 def _write(page: Path, outcomes: list[Outcome], intro: str) -> None:
@@ -170,7 +191,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--stack", default="current", help="the stack to copy (default: current)")
     parser.add_argument("--library", choices=("full", "subset"), default="full", help="scenarios per run")
     parser.add_argument(
-        "--workers", type=int, default=2, help="xdist workers per run (default 2; 1: no xdist)"
+        "--workers",
+        type=int,
+        default=1,
+        help="xdist workers per run (default 1: under -x, xdist still waits for the other worker's "
+        "test in flight, usually the whole claims probe)",
     )
     parser.add_argument("--all-failures", action="store_true", help="do not stop a run at its first failure")
     parser.add_argument("--pg-url", default=None, help="use this running PostgreSQL (default: one throwaway)")
@@ -229,9 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         url = session.server().url.render_as_string(hide_password=False)
         env = os.environ | {ENV_OVERRIDE: f"{args.stack}={copy}", "MIGRATE_HARNESS_PG_URL": url}
-        test_argv = pytest_argv(
-            args.stack, args.library, folder / "junit.xml", args.workers, not args.all_failures
-        )
+        test_argv = _argv(args, folder, True)
         print(f"each run: {' '.join(test_argv[1:])}", flush=True)
         start = time.perf_counter()
         base = run_tests(test_argv, env, folder, "unmodified")
@@ -250,7 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         outcomes = []
         for i, fault in enumerate(faults, 1):
-            outcome = _one_fault(fault, site, test_argv, env, folder)
+            outcome = _one_fault(fault, site, args, env, folder)
             outcomes.append(outcome)
             where = outcome.failure.test if outcome.failure else outcome.detail
             print(
