@@ -199,3 +199,14 @@ def test_the_copy_is_its_own_and_a_fault_lands_in_the_copy_only(
     finally:
         unseed(seeded)
     assert _digest(seeded.file) == before
+
+
+def test_each_run_orders_claims_and_scenarios_by_where_the_fault_is() -> None:
+    from harness.mutants.__main__ import SUBSET, claims_first, pytest_argv
+
+    argv = pytest_argv("current", "subset", Path("j.xml"), 1, True, claims_first=False)
+    assert argv[3 : 4 + len(SUBSET)] == [*SUBSET, "claims"] and "-x" in argv and "-n" not in argv
+    argv = pytest_argv("current", "full", Path("j.xml"), 2, False)
+    assert argv[3:5] == ["claims", "scenarios"] and "-x" not in argv and argv[-4:-2] == ["-n", "2"]
+    assert not claims_first(by_name(["render-nullable-dropped"])[0])
+    assert claims_first(by_name(["flask-flaskenv-not-loaded"])[0])
