@@ -262,7 +262,31 @@ FAULTS: tuple[Fault, ...] = (
 )
 
 # For a fault the project misses: the check that would catch it (filled from the measurement).
-WOULD_CATCH: dict[str, str] = {}
+WOULD_CATCH: dict[str, str] = {
+    "log-added-table-reworded": "a transcript snapshot of `flask db migrate` (issue 11, transcripts): the "
+    "reworded INFO line is a changed line",
+    "log-added-column-reworded": "scenario transcripts (issue 11): every scenario that adds a column would "
+    "show the changed INFO line; today scenario snapshots keep no output",
+    "init-message-reworded": "the claims' transcript of `flask db init` (issue 11), and classifying every "
+    "line a reader sees (the closing line is routine Alembic output the article shows)",
+    "fm-template-no-changes-reworded": "the transcript of the probe's no-change `flask db migrate` "
+    "(issue 11); today stronger_environment matches the text only when it judges that step",
+    "fm-migrate-help-changed": "evidence on record (issue 11): db_help_listing is already drifted on this "
+    "stack, so a new reworded description keeps the verdict word; the recorded evidence would change",
+    "fm-check-command-renamed": "evidence on record (issue 11): db_help_listing stays drifted ('added: "
+    "check' becomes 'added: check-migrations'); the recorded command set would change",
+    "fsa-echo-default-on": "transcripts (issue 11): every command would print SQLAlchemy's SQL log lines, "
+    "lines the article does not account for",
+    "flask-dotenv-overrides-environment": "a new claim check: run one command with DATABASE_URL set in the "
+    "environment and .flaskenv naming another, and require the environment to win (Flask's documented "
+    "precedence); no observation of today's or issue 11's covers precedence",
+    "fsa-tablename-not-snake-case": "a scenario with a CamelCase model and no __tablename__ (every model in "
+    "the library names its table or is one word)",
+    "render-table-comment-dropped": "the complete schema from the catalogs (issue 11, obj_description) in "
+    "the roundtrip, if the comments scenario is not in the subset run",
+    "compare-column-comment-missed": "the complete schema (issue 11, col_description) compared after "
+    "upgrade, and a scenario adding a comment to a column that had none",
+}
 
 
 def by_name(names: list[str] | None, faults: tuple[Fault, ...] = FAULTS) -> list[Fault]:
