@@ -282,8 +282,10 @@ WOULD_CATCH: dict[str, str] = {
     "precedence); no observation of today's or issue 11's covers precedence",
     "fsa-tablename-not-snake-case": "a scenario with a CamelCase model and no __tablename__ (every model in "
     "the library names its table or is one word)",
-    "render-table-comment-dropped": "the complete schema from the catalogs (issue 11, obj_description) in "
-    "the roundtrip, if the comments scenario is not in the subset run",
+    "render-table-comment-dropped": "a scenario whose first migration creates a table that already has a "
+    "comment (comments/table_comment adds it later, through create_table_comment), and the table's "
+    "comment in the schema snapshot: today's snapshot (SQLAlchemy's inspector) has no table comments; "
+    "issue 11's complete schema (obj_description) would show the comment missing",
     "compare-column-comment-missed": "the complete schema (issue 11, col_description) compared after "
     "upgrade, and a scenario adding a comment to a column that had none",
 }
