@@ -117,6 +117,7 @@ JUNIT = """<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="py
 </testcase>
 <testcase classname="claims.catalogue.yaml" name="init_tree[current]" time="1">
   <error message="">
+claim 'init_tree' on stack 'current':
 error at setup
 more</error></testcase>
 </testsuite></testsuites>"""
@@ -128,7 +129,10 @@ def test_failures_in_junit_order_with_their_first_line() -> None:
             "scenarios/columns/add_column.yaml::add_column[current]",
             "scenarios/columns/add_column.yaml [current]: the snapshot differs",
         ),
-        Failure("claims/catalogue.yaml::init_tree[current]", "error at setup"),
+        Failure(
+            "claims/catalogue.yaml::init_tree[current]",
+            "claim 'init_tree' on stack 'current': error at setup",
+        ),
     ]
 
 

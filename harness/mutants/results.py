@@ -61,10 +61,14 @@ def _test_id(case: ET.Element) -> str:
 
 
 def _first_line(text: str | None) -> str:
-    for line in (text or "").splitlines():
-        if line.strip():
-            return line.strip()
-    return ""
+    """The first non-empty line; one that only introduces the next ("scenario 'x' on stack 'y':")
+    is joined with it, so the table says what went wrong."""
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    if not lines:
+        return ""
+    if lines[0].endswith(":") and len(lines) > 1:
+        return f"{lines[0]} {lines[1]}"
+    return lines[0]
 
 
 def failures(junit_xml: str) -> list[Failure]:
