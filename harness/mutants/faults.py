@@ -280,8 +280,8 @@ WOULD_CATCH: dict[str, str] = {
     "flask-dotenv-overrides-environment": "a new claim check: run one command with DATABASE_URL set in the "
     "environment and .flaskenv naming another, and require the environment to win (Flask's documented "
     "precedence); no observation of today's or issue 11's covers precedence",
-    "fsa-tablename-not-snake-case": "a scenario with a CamelCase model and no __tablename__ (every model in "
-    "the library names its table or is one word)",
+    "fsa-tablename-not-snake-case": "a scenario with a CamelCase model and no __tablename__ in the subset "
+    "run (none of its 15 scenarios has one; run with --library full to see whether the library does)",
     "render-table-comment-dropped": "a scenario whose first migration creates a table that already has a "
     "comment (comments/table_comment adds it later, through create_table_comment), and the table's "
     "comment in the schema snapshot: today's snapshot (SQLAlchemy's inspector) has no table comments; "
