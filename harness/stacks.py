@@ -28,6 +28,10 @@ import uv
 
 DEFAULT_STACKS_FILE = Path(__file__).resolve().parent.parent / "stacks.toml"
 BUILD_TIMEOUT = 900
+# NAME=PATH: use the environment at PATH (a copy of a built one, with its migrate-harness.json) for
+# stack NAME instead of building or caching one. `tox -e mutants` points the harness at a copy into
+# which it seeds faults; the one place a stack's path can be overridden.
+ENV_OVERRIDE = "MIGRATE_HARNESS_STACK_ENV"
 
 
 class StackError(Exception):
@@ -124,6 +128,15 @@ def _run_uv(args: list[str], stack: Stack) -> str:
 
 def ensure_env(stack: Stack, cache_root: Path | None = None, python: str | None = None) -> StackEnv:
     """Return the stack's environment, building it first if the cache does not hold it."""
+    name, _, override = os.environ.get(ENV_OVERRIDE, "").partition("=")
+    if override and name == stack.name:
+        try:
+            data = json.loads((Path(override) / "migrate-harness.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise StackError(f"{ENV_OVERRIDE}: {override} is not a stack environment: {exc}") from None
+        return StackEnv(
+            stack=stack, path=Path(override), versions=data["versions"], python_version=data["python"]
+        )
     python = python or base_python()
     py_version = _python_version(python)
     root = (cache_root or default_cache_root()) / "stacks"
