@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from harness import store
+from harness.claims.catalogue import load_catalogue
 from harness.plugin.claims import CLAIMS_STASH, CatalogueFile, ClaimsState, add_claims_options, claims_summary
 from harness.plugin.common import (
     ALL_STACKS,
@@ -111,11 +112,18 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     return None
 
 
-def _collected_roots(config: pytest.Config) -> list[Path]:
-    roots = []
+def _arg_paths(config: pytest.Config) -> list[Path]:
+    """The paths the run was given (the rootdir when none), absolute."""
+    paths = []
     for arg in config.args or [str(config.rootpath)]:
         path = Path(arg.split("::")[0])
-        path = path if path.is_absolute() else config.invocation_params.dir / path
+        paths.append(path if path.is_absolute() else config.invocation_params.dir / path)
+    return paths
+
+
+def _collected_roots(config: pytest.Config) -> list[Path]:
+    roots = []
+    for path in _arg_paths(config):
         if path.is_dir() and ("scenarios" in path.parts or (path / "scenarios").is_dir()):
             roots.append(path)
     return roots
@@ -132,9 +140,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     unused: list[tuple[Path, str | None]] = [
         (p, None) for p in store.unused_snapshots(_collected_roots(config), stacks)
     ]
-    claims = config.stash[CLAIMS_STASH]
-    if claims.collected_ids is not None:
-        unused += store.unused_records(config.stash[SETTINGS].catalogue, claims.collected_ids, stacks)
+    catalogue = config.stash[SETTINGS].catalogue
+    # read from the file, not from collection: under xdist the controller collects nothing
+    if catalogue.exists() and any(catalogue.is_relative_to(root) for root in _arg_paths(config)):
+        ids = {claim.id for claim in load_catalogue(catalogue)}
+        unused += store.unused_records(catalogue, ids, stacks)
     config.stash[UNUSED] = unused
     if not unused:
         return

@@ -28,7 +28,7 @@ from harness.claims.checks import run_check
 from harness.claims.probe import Observations, probe
 from harness.claims.report import ClaimResult, environment_json, markdown, terminal_table
 from harness.judge import FAIL, SKIP, ClaimFinding, judge_claim_gate, judge_claim_record
-from harness.plugin.common import SETTINGS, expand_stacks, session_of
+from harness.plugin.common import SETTINGS, expand_stacks, failure_text, session_of
 from harness.runners import ForkServerError
 from harness.server import ServerError
 from harness.stacks import StackError
@@ -76,7 +76,6 @@ class ClaimsState:
         self.article_path = article_path
         self.results: dict[str, Observations | str] = {}
         self._article: Article | None = None
-        self.collected_ids: set[str] | None = None  # the catalogue's claim ids, once collected
 
     @property
     def article(self) -> Article:
@@ -110,7 +109,6 @@ class CatalogueFile(pytest.File):
             claims = load_catalogue(self.path)
         except (ValueError, yaml.YAMLError) as exc:
             raise self.CollectError(str(exc)) from None
-        self.config.stash[CLAIMS_STASH].collected_ids = {c.id for c in claims}
         return [
             ClaimItem.from_parent(self, name=f"{claim.id}[{stack}]", claim=claim, stack=stack)
             for stack in claim_stacks(self.config)
@@ -177,9 +175,8 @@ class ClaimItem(pytest.Item):
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, ClaimFailed):
             return f"claim {self.claim.id!r} on stack {self.stack!r}: {excinfo.value}"
-        cause = excinfo.exconly().strip().splitlines()[-1]
-        detail = super().repr_failure(excinfo, style=style)
-        return f"claim {self.claim.id!r} on stack {self.stack!r}: {cause}\n\n{detail}"
+        prefix = f"claim {self.claim.id!r} on stack {self.stack!r}"
+        return failure_text(prefix, excinfo, super().repr_failure(excinfo, style=style))
 
     def reportinfo(self) -> tuple[Path, int, str]:
         return self.path, 0, f"claim {self.claim.id} [{self.stack}]"

@@ -87,6 +87,12 @@ def scenario_stacks(config: pytest.Config) -> list[str]:
     return expand_stacks(config, config.getoption("stack"), [DEFAULT_STACK], scenarios=True)
 
 
+def failure_text(prefix: str, excinfo: Any, detail: Any) -> str:
+    """An error inside the harness: its cause first, in one line, then pytest's own report."""
+    cause = excinfo.exconly().strip().splitlines()[-1]
+    return f"{prefix}: {cause}\n\n{detail}"
+
+
 def call_properties(terminalreporter: Any) -> list[list[tuple[str, Any]]]:
     """The user_properties of every test's call phase (they travel back from xdist workers)."""
     return [

@@ -10,7 +10,7 @@ import pytest
 
 from harness.check import ScenarioCheck, check_scenario
 from harness.judge import FAIL, SKIP, XFAIL
-from harness.plugin.common import scenario_stacks, session_of
+from harness.plugin.common import failure_text, scenario_stacks, session_of
 from harness.runners import ForkServerError
 from harness.scenario import Scenario, ScenarioError, load_scenario
 from harness.server import ServerError
@@ -71,10 +71,8 @@ class ScenarioItem(pytest.Item):
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, ScenarioFailed):
             return f"scenario {self.scenario.id!r} on stack {self.stack!r}:\n{excinfo.value}"
-        # An error inside the harness: the cause first, in one line, then pytest's traceback.
-        cause = excinfo.exconly().strip().splitlines()[-1]
-        detail = super().repr_failure(excinfo, style=style)
-        return f"{self.scenario.path}: stack {self.stack!r}: {cause}\n\n{detail}"
+        prefix = f"{self.scenario.path}: stack {self.stack!r}"
+        return failure_text(prefix, excinfo, super().repr_failure(excinfo, style=style))
 
     def reportinfo(self) -> tuple[Path, int, str]:
         return self.path, 0, f"scenario {self.scenario.id} [{self.stack}]"
