@@ -293,7 +293,16 @@ def _terminate(signum: int, frame: Any) -> None:
 
 
 def stop_on_sigterm() -> None:
-    """SIGTERM (CI cancelling a job) gets the same orderly teardown as Ctrl-C: no server,
-    database or temporary folder left behind."""
-    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+    """Ctrl-C (SIGINT) and SIGTERM (CI cancelling a job) both raise KeyboardInterrupt, so every
+    `with` block unwinds: the running command's process group is killed, then the fork servers,
+    the databases, the folders and the throwaway server go.
+
+    A process started in the background by a non-interactive shell (``cmd &``, as some CI
+    launchers do) inherits SIGINT *ignored*, and Python then installs no Ctrl-C handler at all:
+    the run went on for minutes after SIGINT. So an ignored or default disposition is replaced;
+    a handler someone installed on purpose (a debugger, pytest-timeout) is kept.
+    """
+    if signal.getsignal(signal.SIGINT) in (signal.SIG_DFL, signal.SIG_IGN, None):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, signal.SIG_IGN, None):
         signal.signal(signal.SIGTERM, _terminate)

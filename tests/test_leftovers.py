@@ -27,8 +27,13 @@ pytestmark = pytest.mark.needs_server
 
 # Read before pytester moves HOME to its own folder (which would make every inner run build its stack).
 
-# printed, then slept on: the flask command importing the models is then mid-run
-SLOW_MODELS = "      import time\n      print('models: sleeping', flush=True)\n      time.sleep(60)\n"
+# The readiness marker: a file the models write in the project folder (the flask command's working
+# folder) just before sleeping far longer than the command timeout. Once it exists, the flask command
+# is mid-run; a harness that waited for the command instead of stopping it would take 120 s.
+MARKER = "models-sleeping"
+SLOW_MODELS = f"      import time\n      open({MARKER!r}, 'w').close()\n      time.sleep(600)\n"
+# Well under the command timeout (120 s): past it, the harness must have waited for the command.
+STOP_WITHIN = 60
 
 
 def scenario(scenario_id: str, extra: str = "", more: str = "") -> str:
@@ -54,7 +59,9 @@ class Session:
     def write(self, scenario_id: str, text: str) -> None:
         (self.folder / "scenarios" / f"{scenario_id}.yaml").write_text(text)
 
-    def start(self, *args: str) -> subprocess.Popen[str]:
+    def start(self, *args: str, sigint_ignored: bool = False) -> subprocess.Popen[str]:
+        """Start the session; `sigint_ignored` starts it the way a non-interactive shell starts a
+        background job (``cmd &``), with SIGINT ignored, as the CI launcher did."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
         env.pop(URL_ENV, None)
         env.update(TMPDIR=str(self.tmpdir), MIGRATE_HARNESS_CACHE=STACK_CACHE)
@@ -66,7 +73,11 @@ class Session:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None,
         )
+
+    def marker_written(self) -> bool:
+        return any(self.tmpdir.glob(f"migrate-harness-*/project/{MARKER}"))
 
     def assert_nothing_left(self) -> None:
         try:
@@ -89,25 +100,32 @@ def databases_of(server: Server, *scenario_ids: str) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    ("signum", "own_server"),
-    [(signal.SIGINT, True), (signal.SIGTERM, True), (signal.SIGTERM, False)],
-    ids=["SIGINT-throwaway-server", "SIGTERM-throwaway-server", "SIGTERM-shared-server"],
+    ("signum", "own_server", "runner"),
+    [
+        (signal.SIGINT, True, "subprocess"),
+        (signal.SIGINT, True, "fork"),
+        (signal.SIGTERM, True, "subprocess"),
+        (signal.SIGTERM, False, "fork"),
+    ],
+    ids=[
+        "SIGINT-throwaway-server",
+        "SIGINT-throwaway-server-fork",
+        "SIGTERM-throwaway-server",
+        "SIGTERM-shared-server-fork",
+    ],
 )
-def test_an_interrupted_run_leaves_no_database_folder_or_process(
-    tmp_path, harness_server, signum, own_server
+def test_an_interrupted_run_stops_at_once_and_leaves_no_database_folder_or_process(
+    tmp_path, harness_server, signum, own_server, runner
 ):
+    """The signal arrives while a flask command sleeps in the models: the run stops well before
+    the command's timeout and cleans up. SIGINT is sent to a session that inherited it ignored."""
     url = None if own_server else harness_server.url.render_as_string(hide_password=False)
     session = Session(tmp_path / "session", url)
     session.write("interrupted", scenario("interrupted", extra=SLOW_MODELS))
     session.write("never_reached", scenario("never_reached"))
-    proc = session.start()
+    proc = session.start("--runner", runner, sigint_ignored=signum == signal.SIGINT)
     try:
-        # mid-scenario: the flask command is importing the sleeping models, inside the project
-        wait_for(
-            lambda: any("/project" in p for p in processes_in(session.tmpdir)) or proc.poll() is not None,
-            180,
-            "the scenario's flask command",
-        )
+        wait_for(lambda: session.marker_written() or proc.poll() is not None, 300, "the models' marker")
         assert proc.poll() is None, proc.communicate()[0]
         if own_server:
             assert any("postgres" in p for p in processes_in(session.tmpdir)), (
@@ -115,11 +133,19 @@ def test_an_interrupted_run_leaves_no_database_folder_or_process(
             )
         else:
             assert databases_of(harness_server, "interrupted")
+        sent = time.monotonic()
         proc.send_signal(signum)
-        out, _ = proc.communicate(timeout=90)
+        try:
+            out, _ = proc.communicate(timeout=STOP_WITHIN)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out = proc.communicate()[0]
+            raise AssertionError(f"still running {STOP_WITHIN}s after signal {signum}:\n{out}") from None
+        print(f"signal {signum} ({runner}): pytest exited {time.monotonic() - sent:.1f}s later")
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.wait()
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, out
     assert "KeyboardInterrupt" in out
     if signum == signal.SIGTERM:
