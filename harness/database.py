@@ -15,6 +15,7 @@ from contextlib import contextmanager
 import sqlalchemy as sa
 import sqlalchemy_utils
 
+from harness.reaper import REAPER
 from harness.server import Server
 
 PREFIX = "mh_"
@@ -29,13 +30,16 @@ def database_name(label: str) -> str:
 def scratch_database(server: Server, label: str) -> Iterator[sa.URL]:
     """Create an empty database, yield its URL, and drop it whatever happens inside."""
     url = server.database_url(database_name(label))
-    sqlalchemy_utils.create_database(url)
+    admin = server.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    REAPER.add("database", str(url.database), admin_url=admin)  # dropped by it if we are killed
     try:
+        sqlalchemy_utils.create_database(url)
         yield url
     finally:
         try:
             if sqlalchemy_utils.database_exists(url):
                 sqlalchemy_utils.drop_database(url)
+            REAPER.remove("database", str(url.database))
         except sa.exc.OperationalError:
             # A server that has gone away took the database with it (or will serve it no more):
             # its error must not hide the scenario's own. A server still up that refuses the drop

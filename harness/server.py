@@ -39,6 +39,8 @@ import sqlalchemy as sa
 from mirakuru.exceptions import AlreadyRunning
 from pytest_postgresql.executors import PostgreSQLExecutor
 
+from harness.reaper import REAPER
+
 URL_ENV = "MIGRATE_HARNESS_PG_URL"
 PG_CTL_ENV = "MIGRATE_HARNESS_PG_CTL"
 POSTGRES_ENV = "MIGRATE_HARNESS_POSTGRES"
@@ -226,6 +228,7 @@ class ThrowawayServer:
     def start(self) -> Server:
         password = secrets.token_urlsafe(18)
         self.folder = Path(tempfile.mkdtemp(prefix="migrate-harness-pg-"))
+        REAPER.add("folder", str(self.folder))  # removed by the reaper if this process is killed
         executable = self.pg_ctl
         if os.geteuid() == 0:
             account = _service_account()
@@ -239,6 +242,7 @@ class ThrowawayServer:
         if os.geteuid() == 0:
             os.chown(pwfile, account.pw_uid, account.pw_gid)
         self.executor = self._start(executable, pwfile)
+        REAPER.add("server", str(self.folder / "data"))
         url = sa.URL.create(
             "postgresql+psycopg2", "postgres", password, "127.0.0.1", self.executor.port, "postgres"
         )
@@ -299,6 +303,8 @@ class ThrowawayServer:
                 self.executor = None
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
+            REAPER.remove("server", str(self.folder / "data"))
+            REAPER.remove("folder", str(self.folder))
             self.folder = None
 
 

@@ -20,6 +20,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.reaper import REAPER
 from harness.stacks import StackEnv
 
 DEFAULT_TIMEOUT = 120.0
@@ -85,6 +86,7 @@ def run(
         start_new_session=True,
     )
     timed_out = False
+    REAPER.add("pgid", str(proc.pid))  # killed by the reaper if the harness is
     try:
         stdout, stderr = proc.communicate(input=input, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -95,6 +97,8 @@ def run(
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         raise
+    finally:
+        REAPER.remove("pgid", str(proc.pid))
     return CommandResult(
         argv=tuple(argv),
         exit_code=None if timed_out else proc.returncode,
