@@ -16,7 +16,7 @@ import sqlalchemy as sa
 import sqlalchemy_utils
 
 from harness.reaper import REAPER
-from harness.server import Server
+from harness.server import Server, bounded, engine_for
 
 PREFIX = "mh_"
 
@@ -33,12 +33,12 @@ def scratch_database(server: Server, label: str) -> Iterator[sa.URL]:
     admin = server.url.set(drivername="postgresql").render_as_string(hide_password=False)
     REAPER.add("database", str(url.database), admin_url=admin)  # dropped by it if we are killed
     try:
-        sqlalchemy_utils.create_database(url)
+        sqlalchemy_utils.create_database(bounded(url))
         yield url
     finally:
         try:
-            if sqlalchemy_utils.database_exists(url):
-                sqlalchemy_utils.drop_database(url)
+            if sqlalchemy_utils.database_exists(bounded(url)):
+                sqlalchemy_utils.drop_database(bounded(url))
             REAPER.remove("database", str(url.database))
         except sa.exc.OperationalError:
             # A server that has gone away took the database with it (or will serve it no more):
@@ -49,7 +49,7 @@ def scratch_database(server: Server, label: str) -> Iterator[sa.URL]:
 
 
 def _reachable(server: Server) -> bool:
-    engine = sa.create_engine(server.url, poolclass=sa.pool.NullPool)
+    engine = engine_for(server.url)
     try:
         with engine.connect():
             return True
@@ -61,7 +61,7 @@ def _reachable(server: Server) -> bool:
 
 def leftover_databases(server: Server) -> list[str]:
     """Databases this harness made that still exist (for the no-leftovers checks)."""
-    engine = sa.create_engine(server.url, poolclass=sa.pool.NullPool)
+    engine = engine_for(server.url)
     try:
         with engine.connect() as conn:
             rows = conn.execute(
