@@ -108,6 +108,7 @@ def _drop_database(url: str, name: str) -> None:
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
                 )
                 cur.execute(drop)
+            cur.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
     except Exception:
         pass
     finally:

@@ -346,11 +346,6 @@ def engine_for(url: sa.URL) -> sa.Engine:
     )
 
 
-def bounded(url: sa.URL) -> sa.URL:
-    """`url` with connect_timeout, for the libraries that take a URL (sqlalchemy-utils)."""
-    return url.update_query_dict({"connect_timeout": str(CONNECT_TIMEOUT)})
-
-
 def server_version(url: sa.URL) -> str:
     engine = engine_for(url)
     try:
@@ -379,4 +374,29 @@ def existing_server(url_text: str) -> Server:
             f"cannot connect to the server named by --pg-url/{URL_ENV} "
             f"({url.render_as_string(hide_password=True)}): {reason}"
         ) from None
-    return Server(url=url, version=version, origin=f"existing, {url.host}:{url.port or 5432}")
+    where = f"{url.host}:{url.port or 5432}"
+    check_rights(url, f"role {url.username!r} on {where} (--pg-url/{URL_ENV})")
+    return Server(url=url, version=version, origin=f"existing, {where}")
+
+
+def check_rights(url: sa.URL, who: str) -> None:
+    """Once, before any scenario: the role must create databases (each scenario gets its own) and
+    roles (each scenario's database is owned by a role of its own). Without this check every
+    scenario failed with a 1,502-line traceback from CREATE DATABASE."""
+    engine = engine_for(url)
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(
+                sa.text(
+                    "SELECT rolsuper, rolcreatedb, rolcreaterole FROM pg_roles WHERE rolname = current_user"
+                )
+            ).one()
+    finally:
+        engine.dispose()
+    superuser, createdb, createrole = row
+    missing = [name for name, has in (("CREATEDB", createdb), ("CREATEROLE", createrole)) if not has]
+    if not superuser and missing:
+        raise ServerError(
+            f"{who} lacks {' and '.join(missing)}: the harness creates a database and a role per scenario. "
+            f"What to do: grant it (ALTER ROLE {url.username} {' '.join(missing)}) or use another role."
+        )

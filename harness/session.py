@@ -266,6 +266,7 @@ class Session:
                     str(runner.stack.path): "<venv>",
                     ws.url.render_as_string(hide_password=False): "<database-url>",
                     str(ws.url.database): "<database>",
+                    str(ws.url.password): "<password>",
                 }
                 return run
         except sa.exc.OperationalError as exc:
