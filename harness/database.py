@@ -1,4 +1,4 @@
-"""One fresh database per scenario, created and dropped with sqlalchemy-utils.
+"""One fresh database per scenario, owned by a role of its own; both dropped afterwards.
 
 Names carry the process id and a random suffix so that xdist workers and concurrent tox
 environments sharing one server never collide.
@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import sqlalchemy as sa
-import sqlalchemy_utils
 
-from harness.server import Server
+from harness.reaper import REAPER
+from harness.server import Server, engine_for
 
 PREFIX = "mh_"
 
@@ -27,15 +27,31 @@ def database_name(label: str) -> str:
 
 @contextmanager
 def scratch_database(server: Server, label: str) -> Iterator[sa.URL]:
-    """Create an empty database, yield its URL, and drop it whatever happens inside."""
-    url = server.database_url(database_name(label))
-    sqlalchemy_utils.create_database(url)
+    """Create an empty database owned by a role of its own, yield the role's URL, and drop both
+    whatever happens inside.
+
+    The role is an ordinary login role: not a superuser, no CREATEDB or CREATEROLE, and not a
+    member of pg_execute_server_program or pg_read_server_files, so ``COPY ... PROGRAM`` and
+    server-side file reads are refused. Its URL is the only one the project (``.flaskenv``)
+    and the scenario's ``sql:`` steps ever see; the server's admin URL stays in the harness.
+    """
+    name = database_name(label)
+    password = secrets.token_urlsafe(18)
+    url = server.database_url(name).set(username=name, password=password)
+    admin = server.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    REAPER.add("database", name, admin_url=admin)  # dropped by the reaper if we are killed
     try:
+        _admin(
+            server,
+            f"CREATE ROLE {_quote(name)} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '{password}'",
+            f"CREATE DATABASE {_quote(name)} OWNER {_quote(name)}",
+        )
         yield url
     finally:
         try:
-            if sqlalchemy_utils.database_exists(url):
-                sqlalchemy_utils.drop_database(url)
+            _admin(server, f"DROP DATABASE IF EXISTS {_quote(name)}{_force(server)}")
+            _admin(server, f"DROP ROLE IF EXISTS {_quote(name)}")
+            REAPER.remove("database", name)
         except sa.exc.OperationalError:
             # A server that has gone away took the database with it (or will serve it no more):
             # its error must not hide the scenario's own. A server still up that refuses the drop
@@ -44,8 +60,32 @@ def scratch_database(server: Server, label: str) -> Iterator[sa.URL]:
                 raise
 
 
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _force(server: Server) -> str:
+    """WITH (FORCE) ends a session a killed command left (PostgreSQL 13 and later)."""
+    try:
+        major = int(server.version.split(".")[0].split()[0])
+    except ValueError:
+        return ""
+    return " WITH (FORCE)" if major >= 13 else ""
+
+
+def _admin(server: Server, *statements: str) -> None:
+    """Run statements as the server's admin role, outside a transaction (CREATE/DROP DATABASE)."""
+    engine = engine_for(server.url).execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            for statement in statements:
+                conn.execute(sa.text(statement))
+    finally:
+        engine.dispose()
+
+
 def _reachable(server: Server) -> bool:
-    engine = sa.create_engine(server.url, poolclass=sa.pool.NullPool)
+    engine = engine_for(server.url)
     try:
         with engine.connect():
             return True
@@ -57,7 +97,7 @@ def _reachable(server: Server) -> bool:
 
 def leftover_databases(server: Server) -> list[str]:
     """Databases this harness made that still exist (for the no-leftovers checks)."""
-    engine = sa.create_engine(server.url, poolclass=sa.pool.NullPool)
+    engine = engine_for(server.url)
     try:
         with engine.connect() as conn:
             rows = conn.execute(

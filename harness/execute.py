@@ -52,7 +52,9 @@ def _run_sql(url: sa.URL, command: Command, record: CommandRecord, timeout: floa
     # The server stops a statement that outlives the command timeout (`SELECT pg_sleep(...)`, a
     # lock wait): a hang in the harness's own SQL is reported like a hanging `flask db` command.
     options = f"-c statement_timeout={max(1, int(timeout * 1000))}"
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args={"options": options})
+    engine = sa.create_engine(
+        url, poolclass=sa.pool.NullPool, connect_args={"options": options, "connect_timeout": 10}
+    )
     try:
         with engine.begin() as conn:
             result = conn.execute(sa.text(command.arg or ""))

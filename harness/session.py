@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from harness.database import scratch_database
 from harness.execute import SERVER_GONE, execute, first_line
 from harness.project import FIXTURE, Project, create_project
+from harness.reaper import REAPER
 from harness.records import ScenarioRun
 from harness.runners import RUNNERS, Runner
 from harness.runners.base import DEFAULT_TIMEOUT
@@ -241,6 +242,7 @@ class Session:
         """A temporary folder and a scratch database, both removed on exit (a copy of the folder
         is kept under --keep-projects)."""
         tmp = Path(tempfile.mkdtemp(prefix=f"migrate-harness-{label}-"))
+        REAPER.add("folder", str(tmp))
         try:
             with scratch_database(self.server(), label) as url:
                 yield Workspace(folder=tmp, url=url, session=self)
@@ -248,6 +250,7 @@ class Session:
             if self.options.keep_projects is not None:
                 shutil.copytree(tmp, self.options.keep_projects / tmp.name, dirs_exist_ok=True)
             shutil.rmtree(tmp, ignore_errors=True)
+            REAPER.remove("folder", str(tmp))
 
     # -- work -------------------------------------------------------------------------------
 
@@ -263,6 +266,7 @@ class Session:
                     str(runner.stack.path): "<venv>",
                     ws.url.render_as_string(hide_password=False): "<database-url>",
                     str(ws.url.database): "<database>",
+                    str(ws.url.password): "<password>",
                 }
                 return run
         except sa.exc.OperationalError as exc:

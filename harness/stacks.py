@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
 import uv
 
@@ -102,12 +103,15 @@ def _python_version(python: str) -> str:
     return out.stdout.strip()
 
 
+def _today() -> str:
+    return datetime.now(UTC).date().isoformat()
+
+
 def _env_key(stack: Stack, python_version: str) -> str:
     # The date is part of the key: requirement ranges resolve to newer releases over time, and
     # a stack is meant to be what a reader installing today gets. uv's own cache makes the
     # daily rebuild cost about a second.
-    today = datetime.now(UTC).date().isoformat()
-    blob = json.dumps([stack.requirements, python_version, sys.platform, today])
+    blob = json.dumps([stack.requirements, python_version, sys.platform, _today()])
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
@@ -141,14 +145,16 @@ def ensure_env(stack: Stack, cache_root: Path | None = None, python: str | None 
     py_version = _python_version(python)
     root = (cache_root or default_cache_root()) / "stacks"
     root.mkdir(parents=True, exist_ok=True)
-    path = root / f"{stack.name}-{_env_key(stack, py_version)}"
+    # The interpreter's version is in the name: environments of one stack for two interpreters
+    # live side by side, and pruning only ever looks at the same stack on the same interpreter.
+    family = f"{stack.name}-py{py_version}-"
+    path = root / f"{family}{_env_key(stack, py_version)}"
     marker = path / "migrate-harness.json"
     with open(root / f"{path.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        _hold(path)  # in use from now until this process ends: never pruned under it
         if not marker.exists():
-            for old in root.glob(f"{stack.name}-*"):
-                if old.is_dir():
-                    shutil.rmtree(old, ignore_errors=True)
+            _prune(root, family, keep=path)
             _run_uv(["venv", "--quiet", "--python", python, str(path)], stack)
             _run_uv(
                 ["pip", "install", "--quiet", "--python", str(path / "bin" / "python"), *stack.requirements],
@@ -159,6 +165,41 @@ def ensure_env(stack: Stack, cache_root: Path | None = None, python: str | None 
             marker.write_text(json.dumps({"versions": versions, "python": py_version}, indent=1))
     data = json.loads(marker.read_text())
     return StackEnv(stack=stack, path=path, versions=data["versions"], python_version=data["python"])
+
+
+# Environments this process uses: a shared lock on each one's ``.inuse`` file, held until the
+# process exits (the kernel releases it even after kill -9).
+_IN_USE: dict[Path, IO[str]] = {}
+
+
+def _hold(path: Path) -> None:
+    if path not in _IN_USE:
+        handle = open(f"{path}.inuse", "w")  # noqa: SIM115 (held open on purpose)
+        fcntl.flock(handle, fcntl.LOCK_SH)
+        _IN_USE[path] = handle
+
+
+def release_all() -> None:
+    """Give up this process's claims on its environments (for tests; exiting does the same)."""
+    for handle in _IN_USE.values():
+        handle.close()
+    _IN_USE.clear()
+
+
+def _prune(root: Path, family: str, keep: Path) -> None:
+    """Remove older environments of one stack and interpreter that no process uses: a session
+    that crossed midnight, or another xdist worker, keeps its environment while it runs."""
+    for old in root.glob(f"{family}*"):
+        if old == keep or not old.is_dir():
+            continue
+        with open(f"{old}.inuse", "w") as claim:
+            try:
+                fcntl.flock(claim, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # in use
+            shutil.rmtree(old, ignore_errors=True)
+            for leftover in (Path(f"{old}.inuse"), Path(f"{old}.lock")):
+                leftover.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)

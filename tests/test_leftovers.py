@@ -154,6 +154,48 @@ def test_an_interrupted_run_stops_at_once_and_leaves_no_database_folder_or_proce
     assert databases_of(harness_server, "interrupted", "never_reached") == []
 
 
+@pytest.mark.parametrize(
+    ("own_server", "runner"),
+    [(True, "fork"), (False, "subprocess")],
+    ids=["throwaway-server-fork", "shared-server-subprocess"],
+)
+def test_a_killed_run_leaves_nothing_within_30_seconds(tmp_path, harness_server, own_server, runner):
+    """``kill -9`` of pytest mid-command (a CI timeout): no ``finally`` runs, so the reaper
+    (harness/reaper.py) must remove the command, the database, the server and the folders."""
+    url = None if own_server else harness_server.url.render_as_string(hide_password=False)
+    session = Session(tmp_path / "session", url)
+    session.write("killed", scenario("killed", extra=SLOW_MODELS))
+    proc = session.start("--runner", runner)
+    try:
+        wait_for(lambda: session.marker_written() or proc.poll() is not None, 300, "the models' marker")
+        assert proc.poll() is None, proc.communicate()[0]
+        assert processes_in(session.tmpdir), "the flask command (and the server) run there"
+        if not own_server:
+            assert databases_of(harness_server, "killed")
+        killed = time.monotonic()
+        proc.kill()
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    def nothing_left() -> bool:
+        return (
+            harness_folders(session.tmpdir) == []
+            and processes_in(session.tmpdir) == []
+            and databases_of(harness_server, "killed") == []
+        )
+
+    try:
+        wait_for(nothing_left, 30, "the reaper to remove what the killed run left")
+    finally:
+        print(f"kill -9 ({runner}): cleaned {time.monotonic() - killed:.1f}s later")
+        left = (harness_folders(session.tmpdir), processes_in(session.tmpdir))
+        session.assert_nothing_left()
+    assert left == ([], [])
+
+
 def test_whole_sessions_side_by_side_never_collide_and_leave_nothing(tmp_path, harness_server):
     """Two sessions at once, like two tox environments: each with its own throwaway server (two
     ports), and two more with two xdist workers each on one shared server (four processes making

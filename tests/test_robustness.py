@@ -454,3 +454,68 @@ def test_the_throwaway_server_listens_on_loopback_only_with_a_fresh_password():
     finally:
         for t in servers:
             t.stop()
+
+
+# Each escape the scenario's own code (model text is Python) might try; it writes what it found
+# into its project folder, kept for the test to read.
+ESCAPES = """\
+      import json, os, pathlib
+      found = {"secret": os.environ.get("CI_SECRET_TOKEN"), "env": sorted(os.environ)}
+      found["flaskenv"] = pathlib.Path(".flaskenv").read_text()
+      pathlib.Path("escapes.json").write_text(json.dumps(found))
+"""
+COPY_PROGRAM = (
+    "      - sql: COPY (SELECT 1) TO PROGRAM 'touch /tmp/mh-escaped-copy-program'\n        expect: failure\n"
+)
+READ_FILE = "      - sql: SELECT pg_read_file('postgresql.conf')\n        expect: failure\n"
+
+
+def test_scenario_code_gets_no_secret_no_admin_url_and_no_server_program(
+    harness_stack, harness_server, monkeypatch, tmp_path
+):
+    """The scenario's project and SQL see one role that owns its database and nothing more: no
+    secret from the harness's environment, no admin URL in .flaskenv, no COPY ... PROGRAM and no
+    server file reads."""
+    monkeypatch.setenv("CI_SECRET_TOKEN", "s3cr3t-token")
+    monkeypatch.setenv("PGPASSWORD", "pg-password")
+    text = scenario_text("escapes", ESCAPES + OWNERS) + COPY_PROGRAM + READ_FILE
+    run, _ = _run(text, harness_stack, harness_server, keep=tmp_path)
+    assert run.error is None, run.error
+    (kept,) = tmp_path.iterdir()
+    found = json.loads((kept / "project" / "escapes.json").read_text())
+    assert found["secret"] is None
+    assert "PGPASSWORD" not in found["env"]
+    assert not [k for k in found["env"] if k.startswith(("MIGRATE_HARNESS", "PYTEST", "CI_"))]
+    admin = harness_server.url
+    assert str(admin.password) not in found["flaskenv"]
+    assert f"//{admin.username}:" not in found["flaskenv"], "the project must not connect as the admin role"
+    copy, read = run.steps[0].commands[-2:]
+    assert "pg_execute_server_program" in copy.sql_error, copy.sql_error
+    assert "permission denied" in read.sql_error, read.sql_error
+    assert not Path("/tmp/mh-escaped-copy-program").exists()
+    assert _databases_of(harness_server, "escapes") == []
+
+
+def test_a_role_without_createdb_fails_once_with_one_line(harness_server):
+    """--pg-url naming a role that cannot create databases: one line before any scenario, naming
+    the grant, instead of a long traceback per scenario."""
+    from harness.server import ServerError, existing_server
+
+    admin = harness_server.url.set(drivername="postgresql+psycopg2")
+    engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:
+        conn.execute(sa.text("CREATE ROLE mh_test_weak LOGIN PASSWORD 'weak-pw'"))
+    try:
+        url = admin.set(username="mh_test_weak", password="weak-pw")
+        with pytest.raises(ServerError) as raised:
+            existing_server(url.render_as_string(hide_password=False))
+    finally:
+        with engine.connect() as conn:
+            conn.execute(sa.text("DROP ROLE mh_test_weak"))
+        engine.dispose()
+    message = str(raised.value)
+    print(f"role without CREATEDB: {message}")
+    assert "\n" not in message
+    assert "'mh_test_weak'" in message and "lacks CREATEDB and CREATEROLE" in message
+    assert "ALTER ROLE mh_test_weak CREATEDB CREATEROLE" in message
+    assert "weak-pw" not in message

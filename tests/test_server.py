@@ -159,3 +159,28 @@ def test_the_executor_override_still_shapes_initdb(tmp_path) -> None:
     for option in ("--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={tmp_path / 'pwfile'}"):
         assert option in text
     assert str(tmp_path / "data") in text
+
+
+def test_a_server_that_accepts_tcp_and_never_answers_fails_with_one_line_within_15_seconds():
+    """A silent listener on 127.0.0.1 (the kernel completes the TCP handshake from the backlog;
+    nothing ever answers): the connect gives up at connect_timeout with one line saying so."""
+    import socket
+    import time
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    port = listener.getsockname()[1]
+    try:
+        start = time.monotonic()
+        with pytest.raises(ServerError) as raised:
+            server.existing_server(f"postgresql://u:secret@127.0.0.1:{port}/db")
+        took = time.monotonic() - start
+    finally:
+        listener.close()
+    message = str(raised.value)
+    print(f"silent listener: failed after {took:.1f}s: {message}")
+    assert "\n" not in message
+    assert f"no answer within {server.CONNECT_TIMEOUT}s" in message
+    assert "secret" not in message
+    assert took >= server.CONNECT_TIMEOUT - 1  # it did wait for the answer, then gave up

@@ -6,8 +6,11 @@ makes them quick after the first run).
 
 from __future__ import annotations
 
+import platform
 import re
+import sys
 import tomllib
+from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
@@ -143,3 +146,36 @@ def test_every_stack_installs_what_it_pins():
             elif installed is not None and not req.specifier.contains(installed, prereleases=True):
                 problems.append(f"{name}: {req.name} {installed} outside {req.specifier}")
     assert problems == []
+
+
+OTHER_PYTHON = "/root/.pyenv/versions/3.12.1/bin/python3"
+
+
+@pytest.mark.skipif(not Path(OTHER_PYTHON).exists(), reason=f"needs a second interpreter at {OTHER_PYTHON}")
+def test_two_interpreters_share_the_cache_without_deleting_each_others_environments(tmp_path):
+    stack = Stack("two", "", ("python-dotenv",))
+    mine = stacks.ensure_env(stack, tmp_path, python=sys.executable)
+    other = stacks.ensure_env(stack, tmp_path, python=OTHER_PYTHON)
+    stacks.release_all()  # neither is in use any more: still, neither prunes the other
+    again = stacks.ensure_env(stack, tmp_path, python=sys.executable)
+    assert mine.path != other.path
+    assert again.path == mine.path
+    assert (mine.path / "bin" / "python").exists() and (other.path / "bin" / "python").exists()
+    assert {mine.python_version, other.python_version} == {platform.python_version(), "3.12.1"}
+    stacks.release_all()
+
+
+def test_an_environment_in_use_survives_midnight_and_is_pruned_once_unused(tmp_path, monkeypatch):
+    stack = Stack("midnight", "", ("python-dotenv",))
+    monkeypatch.setattr(stacks, "_today", lambda: "2026-01-01")
+    before = stacks.ensure_env(stack, tmp_path, python=sys.executable)  # held: this process uses it
+    monkeypatch.setattr(stacks, "_today", lambda: "2026-01-02")
+    after = stacks.ensure_env(stack, tmp_path, python=sys.executable)
+    assert after.path != before.path
+    assert (before.path / "bin" / "python").exists(), "an environment in use was deleted"
+    stacks.release_all()  # the session that used it ended
+    monkeypatch.setattr(stacks, "_today", lambda: "2026-01-03")
+    latest = stacks.ensure_env(stack, tmp_path, python=sys.executable)
+    assert not before.path.exists() and not after.path.exists(), "unused old environments are pruned"
+    assert latest.path.exists()
+    stacks.release_all()

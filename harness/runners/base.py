@@ -20,22 +20,15 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.reaper import REAPER
 from harness.stacks import StackEnv
 
 DEFAULT_TIMEOUT = 120.0
-# Variables a reader's shell would not have, or that would let the harness's own setup leak
-# into the project under test (MIGRATE_HARNESS_PG_URL holds the server's admin password).
-_DROP = (
-    "FLASK_",
-    "DATABASE_URL",
-    "VIRTUAL_ENV",
-    "PYTHONPATH",
-    "PYTHONHOME",
-    "PYTHONSTARTUP",
-    "TOX_",
-    "MIGRATE_HARNESS_",
-    "PYTEST_",
-)
+# The only variables a command inherits from the harness (like tox's pass_env): what a reader's
+# shell has and a command may need. Anything else (a CI secret, MIGRATE_HARNESS_PG_URL with the
+# server's admin password, PGPASSWORD, FLASK_APP, DATABASE_URL, VIRTUAL_ENV, PYTHONPATH) never
+# reaches scenario code: the project's .flaskenv must supply the app and its database.
+PASS_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TMPDIR", "TERM")
 
 
 @dataclass(frozen=True)
@@ -58,7 +51,7 @@ class CommandResult:
 
 def reader_env(bin_dir: Path) -> dict[str, str]:
     """The environment of a reader whose virtual environment is `bin_dir`'s, activated."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_DROP)}
+    env = {k: v for k, v in os.environ.items() if k in PASS_ENV}
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env["TZ"] = "UTC"
@@ -85,6 +78,7 @@ def run(
         start_new_session=True,
     )
     timed_out = False
+    REAPER.add("pgid", str(proc.pid))  # killed by the reaper if the harness is
     try:
         stdout, stderr = proc.communicate(input=input, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -95,6 +89,8 @@ def run(
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         raise
+    finally:
+        REAPER.remove("pgid", str(proc.pid))
     return CommandResult(
         argv=tuple(argv),
         exit_code=None if timed_out else proc.returncode,

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from harness.reaper import REAPER
 from harness.runners.base import DEFAULT_TIMEOUT, CommandResult, Runner, reader_env, run
 from harness.stacks import StackEnv
 
@@ -145,6 +146,7 @@ class ForkServer:
             except BrokenPipeError:
                 raise self._fail("closed its input") from None
             child = self._read(REPLY_GRACE, "forking").get("child")
+            REAPER.add("pgid", str(child))  # the reaper kills the command if the harness is killed
             try:
                 reply = self._read(timeout + REPLY_GRACE, f"running {argv[1:]}")
             except BaseException:
@@ -154,6 +156,8 @@ class ForkServer:
                         os.killpg(child, signal.SIGKILL)
                 self.stop()
                 raise
+            finally:
+                REAPER.remove("pgid", str(child))
             return CommandResult(
                 argv=tuple(argv),
                 exit_code=reply["exit_code"],
