@@ -60,6 +60,13 @@ EXEMPTIONS = (
         "does not build on it (`Py_TYPE(...) = ...`: lvalue required); so before 2022-10-26 the date "
         "stack takes 2.9.5, the first release that installs on both",
     ),
+    Exemption(
+        "greenlet",
+        date(2022, 8, 26),
+        "releases before 1.1.3 (uploaded 2022-08-25) have no wheel for Python 3.11 and their source does "
+        "not build on it (SQLAlchemy 1.4 requires greenlet); so before 2022-08-26 the date stack takes "
+        "1.1.3, the first release with a Python 3.11 wheel",
+    ),
 )
 SEED = (
     "setuptools",

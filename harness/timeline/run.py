@@ -68,9 +68,15 @@ def verdict_of(result: str) -> str:
     return result.split(":", 1)[0]
 
 
+def probe_fingerprint(article: Article) -> str:
+    """What a resolution's results depend on besides its pins: the probe, the checks, the catalogue."""
+    blob = [(ROOT / p).read_text(encoding="utf-8") for p in FINGERPRINTED] + [list(article.install_packages)]
+    return hashlib.sha256(json.dumps(blob).encode()).hexdigest()[:16]
+
+
 def fingerprint(article: Article) -> str:
-    blob = [(ROOT / p).read_text(encoding="utf-8") for p in FINGERPRINTED]
-    blob += [list(article.install_packages), [(e.package, e.until.isoformat()) for e in EXEMPTIONS], SEED[0]]
+    """What the record depends on: the results' fingerprint, and what decides a day's pins."""
+    blob = [probe_fingerprint(article), [(e.package, e.until.isoformat()) for e in EXEMPTIONS], SEED[0]]
     return hashlib.sha256(json.dumps(blob).encode()).hexdigest()[:16]
 
 
@@ -292,7 +298,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--step-days", type=int, default=STEP_DAYS, help="the grid the bisection starts from")
     parser.add_argument("--cold", action="store_true", help="ignore the record (docs/timeline.json)")
     parser.add_argument("--record", type=Path, default=RECORD)
-    parser.add_argument("--scenarios", action="store_true", help="also the scenario library on the grid days")
+    parser.add_argument(
+        "--scenarios",
+        nargs="?",
+        type=Path,
+        const=ROOT / "scenarios",
+        default=None,
+        metavar="FOLDER",
+        help="also the scenario library (or the scenarios under FOLDER) on the grid and change days",
+    )
     parser.add_argument("--scenarios-budget", type=float, default=1800.0, help="seconds for --scenarios")
     parser.add_argument(
         "--budget", type=float, default=None, help="seconds; then probe nothing new and write a partial page"
@@ -310,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     known: dict[date, Pins | None] = {}
     options = Options.from_values(vars(args))
     with Session(options) as session:
-        journal = datestacks.default_cache_root() / "timeline" / f"journal-{fp}.jsonl"
+        journal = datestacks.default_cache_root() / "timeline" / f"journal-{probe_fingerprint(article)}.jsonl"
         journal.parent.mkdir(parents=True, exist_ok=True)
         prober = Prober(session, article, claims, journal=journal)
         if args.budget is not None:
@@ -339,7 +353,12 @@ def main(argv: list[str] | None = None) -> int:
             from harness.timeline.scenarios import scenario_timeline
 
             new_record["scenarios"] = scenario_timeline(
-                session, outcome.timeline, article.install_packages, args.step_days, args.scenarios_budget
+                session,
+                outcome.timeline,
+                article.install_packages,
+                args.step_days,
+                args.scenarios_budget,
+                root=args.scenarios,
             )
         elif record and "scenarios" in record:
             new_record["scenarios"] = record["scenarios"]

@@ -61,6 +61,7 @@ def scenario_timeline(
     budget: float = 1800.0,
     root: Path = SCENARIOS,
 ) -> dict[str, Any]:
+    root = root.resolve()
     files = scenario_files(root)
     days = visited_days(timeline, step_days)
     started = time.perf_counter()
@@ -78,10 +79,13 @@ def scenario_timeline(
             continue
         session.adopt_env(env)
         out[day.isoformat()] = {
-            p.relative_to(root).with_suffix("").as_posix(): scenario_verdict(session, p, name) for p in files
+            p.relative_to(SCENARIOS).with_suffix("").as_posix()
+            if p.is_relative_to(SCENARIOS)
+            else p.stem: scenario_verdict(session, p, name)
+            for p in files
         }
     covered = (
         f"Covered {len(out)} of the {len(days)} distinct resolutions of the grid and change days "
-        f"({', '.join(out) or 'none'}); {len(files)} scenarios each."
+        f"({', '.join(out) or 'none'}); {len(files)} scenario(s) each, from {root.name}/."
     )
     return {"covered": covered, "days": out}
