@@ -272,3 +272,18 @@ def test_a_spent_budget_leaves_gaps_unrefined_and_invents_no_change():
     assert len(cache) == 3
     for change in out.changes:  # whatever it reports is a real change of the full run
         assert (change.claim, change.day) in {("a", day(130)), ("b", day(250))}
+
+
+def test_days_are_evaluated_level_by_level_for_parallel_probes():
+    world = FakeWorld()
+    evaluate = cached(world)
+    batches: list[int] = []
+
+    def prefetch(many):
+        batches.append(len(many))
+        for pins in many:
+            evaluate(pins)
+
+    out = run_timeline(DAY0, END, 182, world.resolve, evaluate, ["a", "b", "c"], prefetch=prefetch)
+    assert batches[0] == len(search.grid(DAY0, END, 182))  # the whole grid first, as one batch
+    assert [(c.claim, c.day) for c in out.changes] == [("a", day(130)), ("b", day(250))]

@@ -251,7 +251,8 @@ def _eras(record: dict[str, Any]) -> list[str]:
         "the day named. Verdicts: the era stack's from `claims/verdicts/<stack>.yaml`, the date stack's from "
         "this timeline.",
         "",
-        "| stack | day | pins that differ (era stack / date stack) | claims whose verdict differs |",
+        "| stack | day | pins that differ (era stack / date stack; `-`: not installed) "
+        "| claims whose verdict differs (era stack / date stack) |",
         "|---|---|---|---|",
     ]
     for name, era in eras.items():

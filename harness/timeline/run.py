@@ -19,10 +19,14 @@ import argparse
 import hashlib
 import json
 import os
+import queue
 import re
 import sys
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -97,6 +101,8 @@ class Prober:
     log: Callable[[str], None] = print
     journal: Path | None = None
     deadline: float | None = None  # time.monotonic() after which no new resolution is probed
+    extra_sessions: list[Session] = field(default_factory=list)  # for parallel probes (--jobs)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def resume(self) -> int:
         """Take the results a run cut short wrote to the journal."""
@@ -116,10 +122,38 @@ class Prober:
             if self.deadline is not None and time.monotonic() > self.deadline:
                 raise search.Unavailable(key)
             self.pins[key] = pins
-            self.results[key] = self._probe(key, pins)
+            self.results[key] = self._probe(key, pins, self.session)
         return self.results[key]
 
-    def _probe(self, key: str, pins: Pins) -> dict[str, str]:
+    def prefetch(self, many: list[Pins | None]) -> None:
+        """Probe several new resolutions at once, one per session of `extra_sessions` and the main
+        one (each session has its own server and runners, so the probes share nothing)."""
+        todo = list(
+            {pins_key(p): p for p in many if p is not None and pins_key(p) not in self.results}.items()
+        )
+        sessions = [self.session, *self.extra_sessions]
+        if len(todo) < 2 or len(sessions) < 2:
+            return
+        free: queue.Queue[Session] = queue.Queue()
+        for s in sessions:
+            free.put(s)
+
+        def one(item: tuple[str, Pins]) -> None:
+            key, pins = item
+            if self.deadline is not None and time.monotonic() > self.deadline:
+                return
+            session = free.get()
+            try:
+                results = self._probe(key, pins, session)
+            finally:
+                free.put(session)
+            with self.lock:
+                self.pins[key], self.results[key] = pins, results
+
+        with ThreadPoolExecutor(max_workers=len(sessions)) as pool:
+            list(pool.map(one, todo))
+
+    def _probe(self, key: str, pins: Pins, session: Session) -> dict[str, str]:
         start = time.perf_counter()
         name = f"date-{key}"
         try:
@@ -128,16 +162,16 @@ class Prober:
             first = str(exc).splitlines()[0]
             self.log(f"  {key}: {first}")
             return {c.id: f"{NOT_INSTALLABLE}: {first.split(': ', 1)[-1]}" for c in self.claims}
-        self.session.adopt_env(env)
+        session.adopt_env(env)
         self.probes += 1
         try:
-            obs = probe(self.session, name, self.article)
+            obs = probe(session, name, self.article)
         except Exception as exc:  # one broken probe never stops the timeline; it is reported
             self.log(f"  {key}: the probe failed: {type(exc).__name__}: {exc}")
             return {c.id: f"{NOT_CHECKED}: the probe failed: {type(exc).__name__}" for c in self.claims}
         out = {c.id: claim_result(run_check(c.check, obs, self.article)) for c in self.claims}
         if self.journal is not None:  # so that a run cut short can be resumed (--resume)
-            with self.journal.open("a", encoding="utf-8") as fh:
+            with self.lock, self.journal.open("a", encoding="utf-8") as fh:
                 fh.write(json.dumps({"key": key, "pins": dict(pins), "results": out}) + "\n")
         short = " ".join(
             f"{n}={v}" for n, v in pins if n in ("flask", "sqlalchemy", "alembic", "flask-migrate")
@@ -181,9 +215,11 @@ def run_timeline(
     evaluate: search.Evaluator,
     claims: list[str],
     known: dict[date, Pins | None] | None = None,
+    prefetch: search.Prefetch | None = None,
 ) -> Outcome:
     """The whole search, on injected parts: bisection, then the culprit of every change."""
-    timeline = search.bisect_timeline(start, end, step_days, resolve, evaluate, known)
+    more = {"prefetch": prefetch} if prefetch else {}
+    timeline = search.bisect_timeline(start, end, step_days, resolve, evaluate, known, **more)
     timeline.with_results = set(search.evaluated_days(timeline, evaluate))
 
     def results(day: date) -> dict[str, str]:
@@ -197,7 +233,7 @@ def run_timeline(
             culprits[change.claim, change.day.isoformat()] = []
             continue
         culprits[change.claim, change.day.isoformat()] = search.find_culprits(
-            change.claim, old, new, change.new, evaluate
+            change.claim, old, new, change.new, evaluate, **more
         )
     return Outcome(timeline, changes, culprits)
 
@@ -311,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--budget", type=float, default=None, help="seconds; then probe nothing new and write a partial page"
     )
+    parser.add_argument("--jobs", type=int, default=2, help="probes at once, each with a server of its own")
     parser.add_argument("--resume", action="store_true", help="reuse the probes of a run cut short")
     parser.add_argument("--no-render", action="store_true", help="write the record only")
     add_arguments(parser)
@@ -323,10 +360,12 @@ def main(argv: list[str] | None = None) -> int:
     record = None if args.cold else load_record(args.record)
     known: dict[date, Pins | None] = {}
     options = Options.from_values(vars(args))
-    with Session(options) as session:
+    with ExitStack() as stack:
+        session = stack.enter_context(Session(options))
+        extra = [stack.enter_context(Session(options)) for _ in range(max(args.jobs, 1) - 1)]
         journal = datestacks.default_cache_root() / "timeline" / f"journal-{probe_fingerprint(article)}.jsonl"
         journal.parent.mkdir(parents=True, exist_ok=True)
-        prober = Prober(session, article, claims, journal=journal)
+        prober = Prober(session, article, claims, journal=journal, extra_sessions=extra)
         if args.budget is not None:
             prober.deadline = time.monotonic() + args.budget
         if args.resume:
@@ -342,7 +381,14 @@ def main(argv: list[str] | None = None) -> int:
             print("cold: no record")
         errors: dict[date, str] = {}
         outcome = run_timeline(
-            args.start, end, args.step_days, resolver(article, errors), prober, [c.id for c in claims], known
+            args.start,
+            end,
+            args.step_days,
+            resolver(article, errors),
+            prober,
+            [c.id for c in claims],
+            known,
+            prober.prefetch,
         )
         new_record = build_record(outcome, prober, article, args.start, end, args.step_days, fp)
         new_record["resolve_errors"] = {d.isoformat(): e for d, e in sorted(errors.items())}

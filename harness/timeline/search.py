@@ -29,6 +29,11 @@ Pins = tuple[tuple[str, str], ...]
 Results = dict[str, str]  # claim id -> result
 Resolver = Callable[[date], "Pins | None"]  # None: the line does not resolve that day
 Evaluator = Callable[["Pins | None"], Results]
+Prefetch = Callable[[list["Pins | None"]], None]  # evaluate several at once (in parallel); optional
+
+
+def _no_prefetch(pins: list[Pins | None]) -> None:
+    return None
 
 
 class Unavailable(Exception):
@@ -92,6 +97,7 @@ def bisect_timeline(
     resolve: Resolver,
     evaluate: Evaluator,
     known: dict[date, Pins | None] | None = None,
+    prefetch: Prefetch = _no_prefetch,
 ) -> Timeline:
     """Resolve a grid of days and bisect every gap whose ends differ, down to one day.
 
@@ -119,20 +125,30 @@ def bisect_timeline(
     queue = deque(
         (lo, hi) for lo, hi in zip(points, points[1:], strict=False) if pins(lo) != pins(hi)
     )  # same resolution at both ends: nothing between can differ (uploads only add)
+    # level by level: the days of one level are evaluated together (`prefetch`, in parallel)
+    prefetch([pins(day) for day in points])
     for day in points:
         with contextlib.suppress(Unavailable):
             results(day)
     while queue:
-        lo, hi = queue.popleft()
-        try:
-            if results(lo) == results(hi) or (hi - lo).days <= 1:
+        level, mids = list(queue), []
+        queue.clear()
+        for lo, hi in level:
+            try:
+                if results(lo) == results(hi) or (hi - lo).days <= 1:
+                    continue
+            except Unavailable:
+                timeline.unrefined.append((lo, hi))
                 continue
-            mid = lo + timedelta(days=(hi - lo).days // 2)
-            results(mid)
-        except Unavailable:
-            timeline.unrefined.append((lo, hi))
-            continue
-        queue.extend([(lo, mid), (mid, hi)])
+            mids.append((lo, lo + timedelta(days=(hi - lo).days // 2), hi))
+        prefetch([pins(mid) for _, mid, _ in mids])
+        for lo, mid, hi in mids:
+            try:
+                results(mid)
+            except Unavailable:
+                timeline.unrefined.append((lo, hi))
+                continue
+            queue.extend([(lo, mid), (mid, hi)])
     return timeline
 
 
@@ -188,7 +204,9 @@ class Culprit:
     searched: bool = True  # False: the search was cut short by the time budget
 
 
-def find_culprits(claim: str, old: Pins, new: Pins, target: str, evaluate: Evaluator) -> list[Culprit]:
+def find_culprits(
+    claim: str, old: Pins, new: Pins, target: str, evaluate: Evaluator, prefetch: Prefetch = _no_prefetch
+) -> list[Culprit]:
     """The packages whose upgrade alone from `old` gives `target` (the new result) for `claim`;
     pairs when no single one does."""
     names = differing(old, new)
@@ -197,6 +215,9 @@ def find_culprits(claim: str, old: Pins, new: Pins, target: str, evaluate: Evalu
     for group_size in (1, 2):
         if group_size == 2 and len(names) > MAX_PAIR_PINS:
             break
+        prefetch(
+            [new if len(names) == group_size else swap(old, new, g) for g in combinations(names, group_size)]
+        )
         for group in combinations(names, group_size):
             pins = new if len(names) == group_size else swap(old, new, group)
             try:
