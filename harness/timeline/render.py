@@ -92,6 +92,16 @@ def best_window(record: dict[str, Any]) -> tuple[int, str, str]:
     return best, days[i], to
 
 
+def _start(record: dict[str, Any], day: str) -> str:
+    """A window's first day, or the span it lies in when the bisection did not get down to one day."""
+    days = sorted(day_results(record))
+    i = days.index(day)
+    if i == 0 or date.fromisoformat(days[i - 1]) + timedelta(days=1) == date.fromisoformat(day):
+        return day
+    after = (date.fromisoformat(days[i - 1]) + timedelta(days=1)).isoformat()
+    return f"(between {after} and {day}, not bisected)"
+
+
 def _cell(text: str, limit: int = 160) -> str:
     text = text.replace("|", "\\|").replace("\n", " ⏎ ")
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -189,7 +199,7 @@ def render(record: dict[str, Any], chart: str | None = "timeline.svg") -> str:
     for change in record["changes"]:
         by_claim.setdefault(change["claim"], []).append(change)
     for claim in claims:
-        wins = "<br>".join(f"{a} → {b}: {_cell(r)}" for a, b, r in windows(record, claim))
+        wins = "<br>".join(f"{_start(record, a)} → {b}: {_cell(r)}" for a, b, r in windows(record, claim))
         chg = "<br>".join(f"{c['day']}: {_culprit_text(c)}" for c in by_claim.get(claim, [])) or "none"
         lines.append(f"| `{claim}` | {wins} | {chg} |")
     lines += _eras(record)

@@ -216,10 +216,11 @@ def run_timeline(
     claims: list[str],
     known: dict[date, Pins | None] | None = None,
     prefetch: search.Prefetch | None = None,
+    width: int = 1,
 ) -> Outcome:
     """The whole search, on injected parts: bisection, then the culprit of every change."""
     more = {"prefetch": prefetch} if prefetch else {}
-    timeline = search.bisect_timeline(start, end, step_days, resolve, evaluate, known, **more)
+    timeline = search.bisect_timeline(start, end, step_days, resolve, evaluate, known, width=width, **more)
     timeline.with_results = set(search.evaluated_days(timeline, evaluate))
 
     def results(day: date) -> dict[str, str]:
@@ -389,6 +390,7 @@ def main(argv: list[str] | None = None) -> int:
             [c.id for c in claims],
             known,
             prober.prefetch,
+            width=max(args.jobs, 1),
         )
         new_record = build_record(outcome, prober, article, args.start, end, args.step_days, fp)
         new_record["resolve_errors"] = {d.isoformat(): e for d, e in sorted(errors.items())}

@@ -19,6 +19,7 @@ Resolution and evaluation are injected; `evaluate` is expected to cache by pins.
 from __future__ import annotations
 
 import contextlib
+import heapq
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -98,6 +99,7 @@ def bisect_timeline(
     evaluate: Evaluator,
     known: dict[date, Pins | None] | None = None,
     prefetch: Prefetch = _no_prefetch,
+    width: int = 1,
 ) -> Timeline:
     """Resolve a grid of days and bisect every gap whose ends differ, down to one day.
 
@@ -130,17 +132,25 @@ def bisect_timeline(
     for day in points:
         with contextlib.suppress(Unavailable):
             results(day)
-    while queue:
-        level, mids = list(queue), []
-        queue.clear()
-        for lo, hi in level:
-            try:
-                if results(lo) == results(hi) or (hi - lo).days <= 1:
-                    continue
-            except Unavailable:
-                timeline.unrefined.append((lo, hi))
-                continue
-            mids.append((lo, lo + timedelta(days=(hi - lo).days // 2), hi))
+    # the gap whose ends differ in the most claims first (the changes that matter most are pinned
+    # to their day and their culprit before a budget runs out), `width` gaps at a time
+    heap: list[tuple[int, date, date]] = []
+
+    def push(lo: date, hi: date) -> None:
+        try:
+            old, new = results(lo), results(hi)
+        except Unavailable:
+            timeline.unrefined.append((lo, hi))
+            return
+        differ = sum(old.get(k) != new.get(k) for k in set(old) | set(new))
+        if differ and (hi - lo).days > 1:
+            heapq.heappush(heap, (-differ, lo, hi))
+
+    for lo, hi in queue:
+        push(lo, hi)
+    while heap:
+        batch = [heapq.heappop(heap) for _ in range(min(width, len(heap)))]
+        mids = [(lo, lo + timedelta(days=(hi - lo).days // 2), hi) for _, lo, hi in batch]
         prefetch([pins(mid) for _, mid, _ in mids])
         for lo, mid, hi in mids:
             try:
@@ -148,7 +158,8 @@ def bisect_timeline(
             except Unavailable:
                 timeline.unrefined.append((lo, hi))
                 continue
-            queue.extend([(lo, mid), (mid, hi)])
+            push(lo, mid)
+            push(mid, hi)
     return timeline
 
 
