@@ -171,11 +171,8 @@ def render(record: dict[str, Any], chart: str | None = "timeline.svg") -> str:
         lines.append("")
         lines.append("Days where the line cannot be resolved at all:")
         lines += [f"- {d}: {e}" for d, e in sorted(errors.items())]
-    uninstallable = sorted(
-        d
-        for d, key in record["days"].items()
-        if key and verdict_of(record["resolutions"][key]["results"][claims[0]]) == "not installable"
-    )
+    per_day = day_results(record)
+    uninstallable = sorted(d for d, r in per_day.items() if verdict_of(r[claims[0]]) == "not installable")
     if uninstallable:
         lines.append("")
         lines.append(f"Days where the line resolves but does not install: {', '.join(uninstallable)}.")
