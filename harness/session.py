@@ -228,6 +228,12 @@ class Session:
             raise StackError(env)
         return env
 
+    def adopt_env(self, env: StackEnv) -> None:
+        """Use an environment built elsewhere under its stack's name (the timeline's date stacks,
+        which are keyed by their resolved pins rather than by a stacks.toml entry)."""
+        self.stacks[env.stack.name] = env.stack
+        self._envs[env.stack.name] = env
+
     def runner(self, stack: str, kind: str | None = None) -> Runner:
         """A runner for `stack`: --runner's kind unless `kind` names another; one of each per
         stack, kept for the session."""

@@ -1,0 +1,363 @@
+"""docs/timeline.md and docs/timeline.svg from the record (docs/timeline.json).
+
+Pure of the network and the server: everything shown is in the record, so the page can be
+regenerated (`python -m harness.timeline.render`) and two renders of one record are identical.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from harness.judge import BROKEN, DRIFTED, HOLDS, NOT_CHECKED
+
+COLOURS = {HOLDS: "#2e7d32", DRIFTED: "#f9a825", BROKEN: "#c62828", NOT_CHECKED: "#9e9e9e"}
+OTHER_COLOUR = "#6a1b9a"  # not installable
+COMMAND = "tox -e timeline"
+
+
+def verdict_of(result: str) -> str:
+    return result.split(":", 1)[0]
+
+
+def day_results(record: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """day -> claim -> result, for every resolved day that was probed."""
+    res = record["resolutions"]
+    claims = claim_ids(record)
+    out = {}
+    for day, key in record["days"].items():
+        if key and key not in res:
+            continue  # resolved, never probed: a run cut short by its budget (see "unrefined")
+        out[day] = (
+            res[key]["results"] if key else {c: "not installable: the line does not resolve" for c in claims}
+        )
+    return out
+
+
+def claim_ids(record: dict[str, Any]) -> list[str]:
+    for entry in record["resolutions"].values():
+        return list(entry["results"])
+    return []
+
+
+def windows(record: dict[str, Any], claim: str) -> list[tuple[str, str, str]]:
+    """(from, to, result): consecutive resolved days with one result, to the day before the next."""
+    per_day = day_results(record)
+    out: list[list[str]] = []
+    for day in sorted(per_day):
+        result = per_day[day][claim]
+        if out and out[-1][2] == result:
+            continue
+        if out:
+            out[-1][1] = (date.fromisoformat(day) - timedelta(days=1)).isoformat()
+        out.append([day, day, result])
+    if out:
+        out[-1][1] = record["end"]
+    return [(a, b, r) for a, b, r in out]
+
+
+def all_hold_windows(record: dict[str, Any]) -> list[tuple[str, str]]:
+    per_day = day_results(record)
+    days = sorted(per_day)
+    out: list[list[str]] = []
+    for i, day in enumerate(days):
+        ok = all(verdict_of(r) == HOLDS for r in per_day[day].values())
+        nxt = days[i + 1] if i + 1 < len(days) else None
+        to = (date.fromisoformat(nxt) - timedelta(days=1)).isoformat() if nxt else record["end"]
+        if ok and out and out[-1][1] == (date.fromisoformat(day) - timedelta(days=1)).isoformat():
+            out[-1][1] = to
+        elif ok:
+            out.append([day, to])
+    return [(a, b) for a, b in out]
+
+
+def best_window(record: dict[str, Any]) -> tuple[int, str, str]:
+    """The most claims that held together, and the first stretch of days where they did."""
+    per_day = day_results(record)
+    days = sorted(per_day)
+    counts = [sum(verdict_of(r) == HOLDS for r in per_day[d].values()) for d in days]
+    best = max(counts)
+    i = counts.index(best)
+    j = i
+    while j + 1 < len(days) and counts[j + 1] == best:
+        j += 1
+    to = (
+        (date.fromisoformat(days[j + 1]) - timedelta(days=1)).isoformat()
+        if j + 1 < len(days)
+        else record["end"]
+    )
+    return best, days[i], to
+
+
+def _start(record: dict[str, Any], day: str) -> str:
+    """A window's first day, or the span it lies in when the bisection did not get down to one day."""
+    days = sorted(day_results(record))
+    i = days.index(day)
+    if i == 0 or date.fromisoformat(days[i - 1]) + timedelta(days=1) == date.fromisoformat(day):
+        return day
+    after = (date.fromisoformat(days[i - 1]) + timedelta(days=1)).isoformat()
+    return f"(between {after} and {day}, not bisected)"
+
+
+def _cell(text: str, limit: int = 160) -> str:
+    text = text.replace("|", "\\|").replace("\n", " ⏎ ")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _culprit_text(change: dict[str, Any]) -> str:
+    if change["culprits"] and not change["culprits"][0].get("searched", True):
+        return "culprit search cut short by the time budget"
+    if not change["culprits"] or not change["culprits"][0]["packages"]:
+        tried = sum(len(c["tried"]) for c in change["culprits"])
+        return f"no single package or pair reproduces it ({tried} runs)"
+    parts = []
+    for culprit in change["culprits"]:
+        rel = " + ".join(
+            f"{r['package']} {r['from'] or '(absent)'} → {r['to'] or '(removed)'} "
+            f"(uploaded {r['uploaded'][:10] or '?'})"
+            for r in culprit["releases"]
+        )
+        anchor = f"#culprit-{change['claim']}-{change['day']}".replace("_", "-")
+        parts.append(f"[{rel}]({anchor})" + (" — only together" if len(culprit["packages"]) > 1 else ""))
+    return "; ".join(parts)
+
+
+def headline(record: dict[str, Any]) -> str:
+    held = all_hold_windows(record)
+    if held:
+        spans = ", ".join(f"{a} and {b}" for a, b in held)
+        return f"**Every claim held for readers who installed between {spans}.**"
+    best, a, b = best_window(record)
+    total = len(claim_ids(record))
+    return (
+        f"**No reader who installed between {record['start']} and {record['end']} saw every claim hold.** "
+        f"The most that held together was {best} of {total}, for readers who installed between {a} and {b}."
+    )
+
+
+def render(record: dict[str, Any], chart: str | None = "timeline.svg") -> str:
+    claims = claim_ids(record)
+    lines = [
+        "# The truth timeline",
+        "",
+        f"Generated by `{COMMAND}` (`python -m harness.timeline.run`) from the record `docs/timeline.json`; "
+        "do not edit by hand.",
+        "",
+        headline(record),
+        "",
+        f"For every day from {record['start']} to {record['end']}, the article's install line "
+        f"(`{' '.join(record['line'])}`) resolved as a reader resolved it that day (uv `--exclude-newer`), "
+        "the article followed on it against a real PostgreSQL, and each claim checked. A claim's *result* is "
+        "its verdict and its evidence with version numbers and revision ids taken out; a window ends where "
+        "the result changes.",
+        "",
+        "How the days were chosen: a grid of one day every "
+        f"{record['step_days']} days, then bisection of every gap whose two ends differ, down to one day. "
+        "Days that resolve to the same pins share one environment and one probe. **Blind spot:** two grid "
+        "days with the same results are taken to agree throughout; a change that reverted before the next "
+        "grid day is not seen.",
+        "",
+        "What differs from the reader's machine (applies to every row):",
+        "",
+        f"- seed: `{record['seed']['package']}` as of the day — {record['seed']['reason']}.",
+    ]
+    for ex in record["exemptions"]:
+        lines.append(f"- exemption: `{ex['package']}` before {ex['until']} — {ex['reason']}.")
+    errors = record.get("resolve_errors") or {}
+    if errors:
+        lines.append("")
+        lines.append("Days where the line cannot be resolved at all:")
+        lines += [f"- {d}: {e}" for d, e in sorted(errors.items())]
+    per_day = day_results(record)
+    uninstallable = sorted(d for d, r in per_day.items() if verdict_of(r[claims[0]]) == "not installable")
+    if uninstallable:
+        lines.append("")
+        lines.append(f"Days where the line resolves but does not install: {', '.join(uninstallable)}.")
+    if record.get("partial"):
+        lines += [
+            "",
+            "**Partial run** (the time budget ran out): the result changes somewhere inside each of "
+            "these gaps, which were not bisected: "
+            + (", ".join(f"{a} … {b}" for a, b in record.get("unrefined", [])) or "none")
+            + "; changes whose culprit search was cut short say so.",
+        ]
+    if chart:
+        lines += ["", f"![One lane per claim, coloured by verdict; culprit releases marked]({chart})", ""]
+    lines += [
+        "## Claims",
+        "",
+        "| claim | windows (from → to: result) | changes and their culprit |",
+        "|---|---|---|",
+    ]
+    by_claim: dict[str, list[dict[str, Any]]] = {}
+    for change in record["changes"]:
+        by_claim.setdefault(change["claim"], []).append(change)
+    for claim in claims:
+        wins = "<br>".join(f"{_start(record, a)} → {b}: {_cell(r)}" for a, b, r in windows(record, claim))
+        chg = "<br>".join(f"{c['day']}: {_culprit_text(c)}" for c in by_claim.get(claim, [])) or "none"
+        lines.append(f"| `{claim}` | {wins} | {chg} |")
+    lines += _eras(record)
+    lines += _scenarios(record)
+    lines += ["", "## Culprits: the evidence", ""]
+    lines.append(
+        "Each change: the last good day's resolution and the first changed day's, the pins that differ, "
+        "and the run that changed only the culprit package(s) from the last good resolution, with both "
+        "results."
+    )
+    for change in record["changes"]:
+        lines += _evidence(record, change)
+    return "\n".join(lines) + "\n"
+
+
+def _evidence(record: dict[str, Any], change: dict[str, Any]) -> list[str]:
+    res = record["resolutions"]
+    old = res.get(change["old_resolution"] or "", {}).get("pins", {})
+    new = res.get(change["new_resolution"] or "", {}).get("pins", {})
+    diff = sorted(n for n in set(old) | set(new) if old.get(n) != new.get(n))
+    out = [
+        "",
+        f"### culprit {change['claim']} {change['day']}",
+        "",
+        f"- last good day {change['last_good_day']} (resolution `{change['old_resolution']}`): "
+        + _cell(change["old"], 400),
+        f"- first changed day {change['day']} (resolution `{change['new_resolution']}`): "
+        + _cell(change["new"], 400),
+        "- pins that differ: "
+        + (", ".join(f"{n} {old.get(n, '-')} → {new.get(n, '-')}" for n in diff) or "none"),
+    ]
+    for culprit in change["culprits"]:
+        if not culprit["packages"]:
+            tried = ", ".join("+".join(t) for t in culprit["tried"])
+            out.append(f"- no single package or pair reproduces the change; tried: {tried}")
+            continue
+        key = culprit["confirmed_by"]
+        result = res.get(key, {}).get("results", {}).get(change["claim"], "(not recorded)")
+        swapped = ", ".join(
+            f"{r['package']} {r['from'] or '(absent)'} → {r['to'] or '(removed)'}"
+            for r in culprit["releases"]
+        )
+        out.append(
+            f"- confirmed: the last good resolution with only {swapped} changed (resolution `{key}`) gives "
+            f"{_cell(result, 400)}"
+        )
+    return out
+
+
+def _eras(record: dict[str, Any]) -> list[str]:
+    eras = record.get("eras")
+    if not eras:
+        return []
+    out = [
+        "",
+        "## The era stacks of stacks.toml beside the date stack of their time",
+        "",
+        "Each era stack pins one point in time by hand; the date stack is what the bare line resolved to on "
+        "the day named. Verdicts: the era stack's from `claims/verdicts/<stack>.yaml`, the date stack's from "
+        "this timeline.",
+        "",
+        "| stack | day | pins that differ (era stack / date stack; `-`: not installed) "
+        "| claims whose verdict differs (era stack / date stack) |",
+        "|---|---|---|---|",
+    ]
+    for name, era in eras.items():
+        pins = (
+            ", ".join(f"{n} {a or '-'} / {b or '-'}" for n, (a, b) in sorted(era["differ"].items())) or "none"
+        )
+        verdicts = (
+            ", ".join(f"`{c}` {a} / {b}" for c, (a, b) in sorted(era["verdicts_differ"].items())) or "none"
+        )
+        out.append(f"| {name} | {era['day']} | {pins} | {verdicts} |")
+    return out
+
+
+def _scenarios(record: dict[str, Any]) -> list[str]:
+    scen = record.get("scenarios")
+    if not scen:
+        return []
+    out = ["", "## Scenarios on the timeline (`--scenarios`)", "", scen["covered"], ""]
+    days = sorted(scen["days"])
+    out.append("| scenario | " + " | ".join(days) + " |")
+    out.append("|---|" + "---|" * len(days))
+    names = sorted({n for d in days for n in scen["days"][d]})
+    for name in names:
+        out.append(f"| `{name}` | " + " | ".join(scen["days"][d].get(name, "-") for d in days) + " |")
+    return out
+
+
+def chart(record: dict[str, Any], path: Path) -> None:
+    """One lane per claim, coloured by verdict; a line at each change labelled with its culprit."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.dates as mdates
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    claims = claim_ids(record)
+    fig, ax = plt.subplots(figsize=(13, 0.42 * len(claims) + 2.2))
+    for lane, claim in enumerate(reversed(claims)):
+        for a, b, result in windows(record, claim):
+            start = mdates.date2num(date.fromisoformat(a))
+            width = mdates.date2num(date.fromisoformat(b) + timedelta(days=1)) - start
+            ax.broken_barh(
+                [(start, width)], (lane - 0.4, 0.8), color=COLOURS.get(verdict_of(result), OTHER_COLOUR)
+            )
+    labelled: set[str] = set()
+    for change in record["changes"]:
+        lane = len(claims) - 1 - claims.index(change["claim"])
+        x = mdates.date2num(date.fromisoformat(change["day"]))
+        ax.plot([x, x], [lane - 0.45, lane + 0.45], color="black", linewidth=1.2)
+        names = [
+            " + ".join(f"{r['package']} {r['to']}" for r in c["releases"])
+            for c in change["culprits"]
+            if c["packages"]
+        ]
+        label = "; ".join(names) or "?"
+        ax.annotate(
+            label, (x, lane + 0.45), fontsize=6, rotation=0, xytext=(2, 0), textcoords="offset points"
+        )
+        labelled.add(label)
+    ax.set_yticks(range(len(claims)), list(reversed(claims)), fontsize=8)
+    ax.xaxis_date()
+    ax.xaxis.set_major_locator(mdates.YearLocator())
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y"))
+    ax.set_xlim(
+        mdates.date2num(date.fromisoformat(record["start"])),
+        mdates.date2num(date.fromisoformat(record["end"])),
+    )
+    ax.set_xlabel("install date (the line resolved as of that day)")
+    handles = [Patch(color=c, label=v) for v, c in COLOURS.items()] + [
+        Patch(color=OTHER_COLOUR, label="not installable")
+    ]
+    ax.legend(
+        handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=5, fontsize=8, frameon=False
+    )
+    ax.set_title(
+        "The article's claims by install date; black marks: a change, labelled with its culprit release",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    # a fixed hash salt and no date in the metadata: two renders of one record give one file
+    matplotlib.rcParams["svg.hashsalt"] = "migrate-harness"
+    fig.savefig(path, format="svg", metadata={"Date": None})
+    plt.close(fig)
+
+
+def write_page(record: dict[str, Any], docs: Path) -> None:
+    chart(record, docs / "timeline.svg")
+    (docs / "timeline.md").write_text(render(record), encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m harness.timeline.render [RECORD]`: regenerate the page and chart from the record."""
+    args = argv if argv is not None else sys.argv[1:]
+    path = Path(args[0]) if args else Path(__file__).resolve().parents[2] / "docs" / "timeline.json"
+    write_page(json.loads(path.read_text(encoding="utf-8")), path.parent)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,289 @@
+"""The truth timeline: the search on a fake resolver and a fake probe (pure, no network), the
+record and the page from a small record, and one real date stack built (and, with a server, probed)."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+
+from harness.claims.checks import Verdict
+from harness.timeline import datestacks, render, search
+from harness.timeline.run import Prober, build_record, claim_result, normalise_evidence, run_timeline
+
+DAY0 = date(2020, 1, 1)
+END = date(2021, 12, 31)
+
+
+def day(n: int) -> date:
+    return DAY0 + timedelta(days=n)
+
+
+# A fake index: each package's releases as (upload day, version).
+RELEASES = {
+    "flask": [(day(0), "1.0"), (day(130), "2.0"), (day(400), "3.0")],
+    "werkzeug": [(day(0), "1.0"), (day(55), "1.1"), (day(250), "2.0")],
+    "click": [(day(0), "7"), (day(17), "7.1"), (day(33), "7.2"), (day(250), "8")],  # 8 only with werkzeug 2
+    "six": [(day(0), "1.0"), (day(90), "1.1"), (day(300), "1.2")],
+}
+
+
+class FakeWorld:
+    """Resolves like --exclude-newer (the newest release uploaded by the day) and probes by rule."""
+
+    def __init__(self, releases=RELEASES, unresolvable=()):
+        self.releases, self.unresolvable = releases, set(unresolvable)
+        self.resolved: list[date] = []
+        self.evaluated: list[search.Pins | None] = []
+
+    def resolve(self, d: date) -> search.Pins | None:
+        self.resolved.append(d)
+        if d in self.unresolvable:
+            return None
+        return tuple(
+            sorted((name, [v for up, v in rel if up <= d][-1]) for name, rel in self.releases.items())
+        )
+
+    def probe(self, pins: search.Pins | None) -> dict[str, str]:
+        self.evaluated.append(pins)
+        if pins is None:
+            return {c: "not installable" for c in ("a", "b", "c")}
+        p = dict(pins)
+        return {
+            # a: breaks with flask 2.0 and stays broken
+            "a": "holds" if p["flask"] == "1.0" else "broken",
+            # b: drifts only when click 8 and werkzeug 2 are both there (uploaded the same day)
+            "b": "drifted" if (p["click"] == "8" and p["werkzeug"] == "2.0") else "holds",
+            # c: never changes
+            "c": "holds",
+        }
+
+
+def cached(world: FakeWorld):
+    cache: dict = {}
+
+    def evaluate(pins):
+        if pins not in cache:
+            cache[pins] = world.probe(pins)
+        return cache[pins]
+
+    return evaluate
+
+
+def test_bisection_pins_each_change_to_the_upload_day():
+    world = FakeWorld()
+    out = run_timeline(DAY0, END, 182, world.resolve, cached(world), ["a", "b", "c"])
+    found = sorted((c.claim, c.day) for c in out.changes)
+    assert found == [("a", day(130)), ("b", day(250))]
+    for change in out.changes:
+        assert change.day - change.before == timedelta(days=1)
+    # every distinct resolution is probed once, and far fewer than one per day
+    assert len(world.evaluated) == len(set(world.evaluated))
+    assert len(world.evaluated) < 25
+
+
+def test_culprit_alone_and_culprits_only_together():
+    world = FakeWorld()
+    out = run_timeline(DAY0, END, 182, world.resolve, cached(world), ["a", "b", "c"])
+    a = out.culprits["a", day(130).isoformat()]
+    assert [c.packages for c in a] == [("flask",)]
+    assert dict(a[0].confirmed_by)["flask"] == "2.0" and dict(a[0].confirmed_by)["werkzeug"] == "1.1"
+    b = out.culprits["b", day(250).isoformat()]
+    assert [c.packages for c in b] == [("click", "werkzeug")]  # neither alone; the pair does
+    assert ("click",) in b[0].tried and ("werkzeug",) in b[0].tried
+
+
+def test_culprit_search_says_when_no_pair_reproduces():
+    old = (("x", "1"), ("y", "1"), ("z", "1"))
+    new = (("x", "2"), ("y", "2"), ("z", "2"))
+
+    def evaluate(pins):  # changes only when all three move
+        return {"k": "new" if all(v == "2" for _, v in pins) else "old"}
+
+    [culprit] = search.find_culprits("k", old, new, "new", evaluate)
+    assert culprit.packages == () and culprit.confirmed_by is None
+    assert len(culprit.tried) == 3 + 3  # every single, then every pair
+
+
+def test_swap_adds_and_removes_packages():
+    old = (("flask", "1"), ("six", "1"))
+    new = (("blinker", "1"), ("flask", "2"))
+    assert search.swap(old, new, ("flask",)) == (("flask", "2"), ("six", "1"))
+    assert search.swap(old, new, ("blinker", "six")) == (("blinker", "1"), ("flask", "1"))
+    assert search.differing(old, new) == ["blinker", "flask", "six"]
+
+
+def test_a_day_that_does_not_resolve_is_a_window_of_its_own():
+    world = FakeWorld(unresolvable={day(182)})
+    out = run_timeline(DAY0, day(364), 182, world.resolve, cached(world), ["a", "b", "c"])
+    assert out.timeline.days[day(182)] is None
+    claims_c = [c for c in out.changes if c.claim == "c"]
+    assert [c.new for c in claims_c] == ["not installable", "holds"]
+
+
+def test_incremental_run_with_no_new_release_probes_nothing():
+    world = FakeWorld()
+    evaluate = cached(world)
+    first = run_timeline(DAY0, END, 182, world.resolve, evaluate, ["a", "b", "c"])
+    world.resolved.clear()
+    before = len(world.evaluated)
+    later = END + timedelta(days=7)
+    again = run_timeline(
+        DAY0, later, 182, world.resolve, evaluate, ["a", "b", "c"], known=first.timeline.days
+    )
+    assert len(world.evaluated) == before  # no new resolution: no probe
+    assert world.resolved == [later]  # only the new day is resolved
+    assert [(c.claim, c.day) for c in again.changes] == [(c.claim, c.day) for c in first.changes]
+
+
+def test_incremental_run_after_a_release_bisects_only_the_new_gap():
+    world = FakeWorld()
+    evaluate = cached(world)
+    first = run_timeline(DAY0, day(380), 182, world.resolve, evaluate, ["a", "b", "c"])
+    world.resolved.clear()
+    again = run_timeline(
+        DAY0, day(420), 182, world.resolve, evaluate, ["a", "b", "c"], known=first.timeline.days
+    )
+    assert all(d > day(380) for d in world.resolved)
+    assert sorted(c.day for c in again.changes) == [day(130), day(250)]  # flask 3.0 changes no claim
+
+
+def test_result_is_the_verdict_and_the_evidence_without_versions():
+    observed = "installed alembic==1.3.2, flask==1.1.1; revision 3f2a9c1b7d0e applied; 13 commands"
+    assert (
+        normalise_evidence(observed)
+        == "installed alembic==<v>, flask==<v>; revision <rev> applied; 13 commands"
+    )
+    assert (
+        claim_result(Verdict("holds", "Flask 2.3.3: app.debug is True", ""))
+        == "holds: Flask <v>: app.debug is True"
+    )
+
+
+class _FakeSession:
+    pass
+
+
+def small_record():
+    world = FakeWorld()
+    prober = Prober(_FakeSession(), None, [])  # type: ignore[arg-type]
+    evaluate = cached(world)
+
+    def through(pins):
+        if pins is not None:
+            key = datestacks.pins_key(pins)
+            prober.pins[key], prober.results[key] = pins, evaluate(pins)
+        return evaluate(pins)
+
+    out = run_timeline(DAY0, END, 182, world.resolve, through, ["a", "b", "c"])
+    article = type("A", (), {"install_packages": ("flask", "werkzeug")})()
+    return build_record(
+        out, prober, article, DAY0, END, 182, "fp", uploads=lambda name, version: "2020-05-10T00:00:00Z"
+    )
+
+
+def test_record_and_page_from_a_fake_timeline(tmp_path: Path):
+    record = json.loads(json.dumps(small_record()))
+    assert [(c["claim"], c["day"]) for c in record["changes"]] == [
+        ("a", day(130).isoformat()),
+        ("b", day(250).isoformat()),
+    ]
+    assert render.windows(record, "a") == [
+        (DAY0.isoformat(), day(129).isoformat(), "holds"),
+        (day(130).isoformat(), END.isoformat(), "broken"),
+    ]
+    page = render.render(record, chart=None)
+    # every claim held until flask 2.0: the headline says for whom
+    assert f"**Every claim held for readers who installed between {DAY0} and {day(129)}.**" in page
+    assert "flask 1.0 → 2.0 (uploaded 2020-05-10)" in page
+    assert "— only together" in page  # click + werkzeug
+    assert "### culprit a " + day(130).isoformat() in page
+    # rendering is deterministic
+    assert render.render(record, chart=None) == page
+
+
+def test_chart_is_drawn(tmp_path: Path):
+    record = json.loads(json.dumps(small_record()))
+    render.chart(record, tmp_path / "t.svg")
+    first = (tmp_path / "t.svg").read_text()
+    assert first.startswith("<?xml") and "flask 2.0" in first
+    render.chart(record, tmp_path / "t.svg")
+    assert (tmp_path / "t.svg").read_text() == first
+
+
+ERA_DAY = date(2020, 7, 1)  # the article's era
+
+
+def test_real_date_stack_of_the_article_era_resolves_and_installs():
+    line = ("psycopg2-binary", "Flask-SQLAlchemy", "alembic", "Flask-Migrate", "Flask", "python-dotenv")
+    found = datestacks.resolve(line, ERA_DAY)
+    assert found.error is None, found.error
+    pins = dict(found.pins)
+    assert pins["flask"].startswith("1.1.") and pins["sqlalchemy"].startswith("1.3.")
+    assert pins["psycopg2-binary"] == "2.9.5"  # the named exemption, nothing newer
+    assert "setuptools" in pins  # the seed
+    for name, version in pins.items():
+        if name != "psycopg2-binary":
+            assert datestacks.upload_time(name, version) < "2020-07-02", (name, version)
+    env = datestacks.build_env("era-test", line, found.pins)
+    assert env.versions == pins and env.stack.requirements == line
+    import subprocess
+
+    done = subprocess.run(
+        [str(env.executable("python")), "-c", "import flask_migrate, psycopg2, pkg_resources; print('ok')"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.stdout.strip() == "ok", done.stderr
+
+
+@pytest.mark.needs_server
+def test_real_date_stack_probed(harness_server):
+    from harness.claims.article import load_article
+    from harness.claims.catalogue import load_catalogue
+    from harness.session import Options, Session
+    from harness.timeline.run import CATALOGUE
+
+    article = load_article()
+    found = datestacks.resolve(article.install_packages, ERA_DAY)
+    url = harness_server.url.render_as_string(hide_password=False)
+    with Session(Options(pg_url=url)) as session:
+        prober = Prober(session, article, load_catalogue(CATALOGUE))
+        results = prober(found.pins)
+    assert prober.probes == 1
+    assert results["db_command_added"].startswith("holds: ")
+    assert results["install_line"].startswith("holds: init, migrate and upgrade ran; installed alembic==<v>")
+
+
+def test_a_spent_budget_leaves_gaps_unrefined_and_invents_no_change():
+    world = FakeWorld()
+    cache: dict = {}
+
+    def evaluate(pins):
+        if pins not in cache:
+            if len(cache) >= 3:  # the budget: three probes
+                raise search.Unavailable()
+            cache[pins] = world.probe(pins)
+        return cache[pins]
+
+    out = run_timeline(DAY0, END, 182, world.resolve, evaluate, ["a", "b", "c"])
+    assert out.timeline.unrefined  # some gap was left
+    assert len(cache) == 3
+    for change in out.changes:  # whatever it reports is a real change of the full run
+        assert (change.claim, change.day) in {("a", day(130)), ("b", day(250))}
+
+
+def test_days_are_evaluated_level_by_level_for_parallel_probes():
+    world = FakeWorld()
+    evaluate = cached(world)
+    batches: list[int] = []
+
+    def prefetch(many):
+        batches.append(len(many))
+        for pins in many:
+            evaluate(pins)
+
+    out = run_timeline(DAY0, END, 182, world.resolve, evaluate, ["a", "b", "c"], prefetch=prefetch)
+    assert batches[0] == len(search.grid(DAY0, END, 182))  # the whole grid first, as one batch
+    assert [(c.claim, c.day) for c in out.changes] == [("a", day(130)), ("b", day(250))]
