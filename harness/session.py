@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from harness.account import private_folder, release
 from harness.database import scratch_database
 from harness.execute import SERVER_GONE, execute, first_line
 from harness.project import FIXTURE, Project, create_project
@@ -247,7 +247,7 @@ class Session:
     def workspace(self, label: str) -> Iterator[Workspace]:
         """A temporary folder and a scratch database, both removed on exit (a copy of the folder
         is kept under --keep-projects)."""
-        tmp = Path(tempfile.mkdtemp(prefix=f"migrate-harness-{label}-"))
+        tmp = private_folder(f"migrate-harness-{label}-")  # as root, the scenario account's
         REAPER.add("folder", str(tmp))
         try:
             with scratch_database(self.server(), label) as url:
@@ -256,6 +256,7 @@ class Session:
             if self.options.keep_projects is not None:
                 shutil.copytree(tmp, self.options.keep_projects / tmp.name, dirs_exist_ok=True)
             shutil.rmtree(tmp, ignore_errors=True)
+            release(tmp)
             REAPER.remove("folder", str(tmp))
 
     # -- work -------------------------------------------------------------------------------
