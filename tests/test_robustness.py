@@ -622,22 +622,22 @@ def pwd_uid(name: str) -> int:
 def test_links_scenario_code_leaves_are_removed_before_the_harness_reads_through_them(
     harness_stack, harness_server, tmp_path
 ):
-    """A symbolic link from the project to a file only root reads (the kind of file the harness
-    reads back: a revision) must not hand its content to the snapshot: the runner removes it."""
+    """A symbolic link from the project to a file only root reads: the harness (root) would
+    follow it when it reads or copies the project (here --keep-projects, which copies a link's
+    target); the runner removes it after the command and says so on stderr."""
     secret = tmp_path / "root-only"
     secret.write_text("root-only-content")
     secret.chmod(0o600)
-    models = (
-        "      import os\n"
-        f"      os.makedirs('migrations/versions', exist_ok=True)\n"
-        f"      os.symlink({str(secret)!r}, 'migrations/versions/0000_link.py')\n" + OWNERS
-    )
-    run, observed = _run(scenario_text("links", models), harness_stack, harness_server)
-    text = json.dumps(observed)
-    assert "root-only-content" not in text
+    models = f"      import os\n      os.symlink({str(secret)!r}, 'leak.txt')\n" + OWNERS
+    keep = tmp_path / "kept"
+    run, observed = _run(scenario_text("links", models), harness_stack, harness_server, keep=keep)
+    assert run.error is None, run.error
+    (kept,) = keep.iterdir()
+    assert not (kept / "project" / "leak.txt").exists()
+    assert "root-only-content" not in json.dumps(observed)
     init = run.steps[0].commands[0].result
-    assert "removed the link(s) this command made" in init.stderr, init.stderr
-    assert "migrations/versions/0000_link.py" in init.stderr
+    assert "removed the link(s) this command made, which the harness (root) would" in init.stderr
+    assert init.stderr.rstrip().endswith(": leak.txt"), init.stderr
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="confinement applies when the harness runs as root")
