@@ -628,12 +628,14 @@ def test_links_scenario_code_leaves_are_removed_before_the_harness_reads_through
     secret = tmp_path / "root-only"
     secret.write_text("root-only-content")
     secret.chmod(0o600)
-    models = f"      import os\n      os.symlink({str(secret)!r}, 'leak.txt')\n" + OWNERS
+    link = f"      if not os.path.lexists('leak.txt'):\n          os.symlink({str(secret)!r}, 'leak.txt')\n"
+    models = "      import os\n" + link + OWNERS
     keep = tmp_path / "kept"
     run, observed = _run(scenario_text("links", models), harness_stack, harness_server, keep=keep)
     assert run.error is None, run.error
     (kept,) = keep.iterdir()
-    assert not (kept / "project" / "leak.txt").exists()
+    leaked = kept / "project" / "leak.txt"
+    assert not leaked.exists(), f"the kept project holds {leaked.read_text()!r}"
     assert "root-only-content" not in json.dumps(observed)
     init = run.steps[0].commands[0].result
     assert "removed the link(s) this command made, which the harness (root) would" in init.stderr
