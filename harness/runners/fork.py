@@ -138,10 +138,10 @@ class ForkServer:
     ) -> CommandResult:
         """Run `argv` (argv[0] a Python console script of the stack) as a forked child."""
         request = {"argv": argv, "cwd": str(cwd), "env": env, "timeout": timeout}
-        hand_over(cwd)
         with self._lock:
             if self.process.poll() is not None:
                 raise self._fail(f"is not running (exit code {self.process.returncode})")
+            hand_over(cwd)
             self.hello  # noqa: B018 (waits for the server to be ready, once)
             start = time.perf_counter()
             stdin = self.process.stdin
