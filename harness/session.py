@@ -43,7 +43,7 @@ from harness.server import (
     ThrowawayServer,
     existing_server,
 )
-from harness.stacks import DEFAULT_STACKS_FILE, Stack, StackEnv, StackError, ensure_env, load_stacks
+from harness.stacks import DEFAULT_STACKS_FILE, Stack, StackEnv, StackError, ensure_env, load_stacks, runnable
 
 DEFAULT_STACK = "current"
 
@@ -220,7 +220,7 @@ class Session:
     def stack_env(self, name: str) -> StackEnv:
         if name not in self._envs:
             try:
-                self._envs[name] = ensure_env(self.stack(name))
+                self._envs[name] = runnable(ensure_env(self.stack(name)))
             except StackError as exc:
                 self._envs[name] = str(exc)
         env = self._envs[name]
@@ -232,7 +232,7 @@ class Session:
         """Use an environment built elsewhere under its stack's name (the timeline's date stacks,
         which are keyed by their resolved pins rather than by a stacks.toml entry)."""
         self.stacks[env.stack.name] = env.stack
-        self._envs[env.stack.name] = env
+        self._envs[env.stack.name] = runnable(env)
 
     def runner(self, stack: str, kind: str | None = None) -> Runner:
         """A runner for `stack`: --runner's kind unless `kind` names another; one of each per

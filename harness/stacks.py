@@ -103,15 +103,42 @@ def default_cache_root() -> Path:
     return Path(base) / "migrate-harness"
 
 
-def base_python() -> str:
-    """The interpreter the harness runs on, outside any virtual environment."""
-    return getattr(sys, "_base_executable", sys.executable)
-
-
 @functools.cache
-def _python_version(python: str) -> str:
-    """The interpreter's version, asked of it as the account that will run it (root: the scenario
-    account); "" if that account cannot run it."""
+def base_python() -> str:
+    """The interpreter stacks are built on: the one the harness runs on, outside any virtual
+    environment.
+
+    As root, the scenario account must be able to run it, and the harness's own often sits under
+    /root (pyenv, uv's managed Pythons), which that account cannot enter. Then the first
+    interpreter of the same minor version on PATH (or in /usr/local/bin, /usr/bin) that it can run
+    is taken instead, and the stacks' names and records carry that interpreter's version.
+    """
+    own = getattr(sys, "_base_executable", sys.executable)
+    account = scenario_account()
+    if account is None or _runs_as_account(own):
+        return own
+    minor = f"{sys.version_info.major}.{sys.version_info.minor}"
+    folders = [*os.environ.get("PATH", "").split(os.pathsep), "/usr/local/bin", "/usr/bin"]
+    for folder in dict.fromkeys(folders):
+        candidate = os.path.join(folder, f"python{minor}")
+        if os.path.isfile(candidate) and _runs_as_account(candidate):
+            return candidate
+    raise StackError(
+        f"no Python {minor} that the account {account.name!r}, which runs scenario code as root, can "
+        f"run: {own} is out of its reach. What to do: install Python {minor} system-wide "
+        f"(e.g. apt-get install python{minor}), or run the harness on an interpreter outside /root."
+    )
+
+
+def _runs_as_account(python: str) -> bool:
+    """Whether the scenario account (as root) can start `python` and it is this minor version."""
+    minor = f"{sys.version_info.major}.{sys.version_info.minor}"
+    return _python_version(python, as_account=True).startswith(f"{minor}.")
+
+
+def _python_version(python: str, as_account: bool = False) -> str:
+    """The interpreter's version, asked of it (as the scenario account if `as_account` and the
+    harness is root); "" if it cannot be run."""
     try:
         out = subprocess.run(
             [python, "-c", "import platform; print(platform.python_version())"],
@@ -119,37 +146,11 @@ def _python_version(python: str) -> str:
             text=True,
             cwd="/",
             env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
-            **popen_kwargs(),
+            **(popen_kwargs() if as_account else {}),
         )
     except OSError:
         return ""
     return out.stdout.strip() if out.returncode == 0 else ""
-
-
-def stack_python(python: str | None = None) -> tuple[str, str]:
-    """The interpreter stacks are built on, and its version: `python`, else the harness's own.
-
-    As root, the scenario account must be able to run it; the harness's own often sits under
-    /root (pyenv, uv's managed Pythons), which it cannot enter. Then the first interpreter of the
-    same minor version on PATH (or in /usr/local/bin, /usr/bin) that it can run is taken instead.
-    """
-    python = python or base_python()
-    version = _python_version(python)
-    if version:
-        return python, version
-    account = scenario_account()
-    minor = f"{sys.version_info.major}.{sys.version_info.minor}"
-    folders = [*os.environ.get("PATH", "").split(os.pathsep), "/usr/local/bin", "/usr/bin"]
-    for folder in dict.fromkeys(folders):
-        candidate = os.path.join(folder, f"python{minor}")
-        if os.path.isfile(candidate) and (found := _python_version(candidate)).startswith(f"{minor}."):
-            return candidate, found
-    who = f"the account {account.name!r} that runs scenario code as root" if account else "this user"
-    raise StackError(
-        f"no Python {minor} that {who} can run: {python} is out of its reach. "
-        f"What to do: install Python {minor} system-wide (e.g. apt-get install python{minor}), "
-        "or run the harness on an interpreter outside /root."
-    )
 
 
 def _today() -> str:
@@ -191,9 +192,11 @@ def ensure_env(stack: Stack, cache_root: Path | None = None, python: str | None 
             data = json.loads((Path(override) / "migrate-harness.json").read_text())
         except (OSError, ValueError) as exc:
             raise StackError(f"{ENV_OVERRIDE}: {override} is not a stack environment: {exc}") from None
-        found = StackEnv(stack, Path(override), versions=data["versions"], python_version=data["python"])
-        return _runnable(found)
-    python, py_version = stack_python(python)
+        return StackEnv(stack, Path(override), versions=data["versions"], python_version=data["python"])
+    python = python or base_python()
+    py_version = _python_version(python)
+    if not py_version:
+        raise StackError(f"stack {stack.name!r}: cannot run the interpreter {python}")
     root = (cache_root or default_cache_root()) / "stacks"
     root.mkdir(mode=0o755, parents=True, exist_ok=True)
     # The interpreter's version is in the name: environments of one stack for two interpreters
@@ -215,14 +218,13 @@ def ensure_env(stack: Stack, cache_root: Path | None = None, python: str | None 
             versions = dict(line.split("==", 1) for line in freeze.splitlines() if "==" in line)
             marker.write_text(json.dumps({"versions": versions, "python": py_version}, indent=1))
     data = json.loads(marker.read_text())
-    built = StackEnv(stack=stack, path=path, versions=data["versions"], python_version=data["python"])
-    return _runnable(built)
+    return StackEnv(stack=stack, path=path, versions=data["versions"], python_version=data["python"])
 
 
-def _runnable(env: StackEnv) -> StackEnv:
+def runnable(env: StackEnv) -> StackEnv:
     """`env`, once its python has run as the account that will run scenario code (as root, the
-    scenario account); a cache under a private folder fails here with one line."""
-    if _python_version(str(env.executable("python"))):
+    scenario account): a cache or a copy under a private folder fails here with one line."""
+    if scenario_account() is None or _python_version(str(env.executable("python")), as_account=True):
         return env
     account = scenario_account()
     who = f"the account {account.name!r} that runs scenario code as root" if account else "this user"
