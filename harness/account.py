@@ -210,3 +210,14 @@ def remove_links(cwd: Path) -> list[str]:
                     os.unlink(path)
                     removed.append(os.path.relpath(path, cwd))
     return sorted(removed)
+
+
+def command_lines_showing(secret: str) -> list[int]:
+    """Processes whose command line holds `secret`: /proc/PID/cmdline is readable by every
+    account, the scenario account included (a root process's environment is not)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            if secret.encode() in cmdline.read_bytes():
+                found.append(int(cmdline.parent.name))
+    return sorted(found)

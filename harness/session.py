@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from harness.account import private_folder, release
+from harness.account import command_lines_showing, private_folder, release, scenario_account
 from harness.database import scratch_database
 from harness.execute import SERVER_GONE, execute, first_line
 from harness.project import FIXTURE, Project, create_project
@@ -201,6 +202,7 @@ class Session:
             try:
                 if self.options.pg_url:
                     self._server = existing_server(self.options.pg_url)
+                    _warn_if_password_on_a_command_line(self._server)
                 else:
                     self._throwaway = ThrowawayServer(self.options.pg_ctl, self.options.postgres)
                     self._server = self._throwaway.start()
@@ -297,6 +299,23 @@ class Session:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _warn_if_password_on_a_command_line(server: Server) -> None:
+    """As root, scenario code runs as the scenario account, which cannot read the harness's
+    environment but can read every process's command line: a password given with --pg-url is
+    there, in the harness's (and the shell's, tox's) /proc/PID/cmdline."""
+    password = server.url.password
+    if scenario_account() is None or not password:
+        return
+    pids = command_lines_showing(str(password))
+    if pids:
+        warnings.warn(
+            f"--pg-url: the server's password is on the command line of process(es) "
+            f"{', '.join(map(str, pids))}, which scenario code can read in /proc/PID/cmdline even as the "
+            f"unprivileged scenario account. Pass the URL in {URL_ENV} instead.",
+            stacklevel=2,
+        )
 
 
 def _terminate(signum: int, frame: Any) -> None:

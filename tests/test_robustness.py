@@ -660,3 +660,24 @@ def test_a_tmpdir_the_scenario_account_cannot_enter_fails_with_one_line(tmp_path
     message = str(raised.value)
     assert "\n" not in message and "set TMPDIR" in message and "drwx------" in message
     assert list(private.iterdir()) == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="confinement applies when the harness runs as root")
+def test_a_pg_url_password_on_a_command_line_is_warned_about(harness_server):
+    """A command line is readable by every account in /proc (an environment is not): as root,
+    a --pg-url whose password shows on one gets a warning naming the process and the remedy."""
+    password = str(harness_server.url.password)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()", f"--pg-url=postgresql://x:{password}@h/db"],
+        stdin=subprocess.PIPE,
+    )
+    try:
+        assert account.command_lines_showing(password) == [holder.pid]
+        with session_for(harness_server) as session, pytest.warns(UserWarning) as warned:
+            session.server()
+    finally:
+        holder.communicate(b"")
+    (warning,) = [str(w.message) for w in warned]
+    assert f"process(es) {holder.pid}," in warning and "MIGRATE_HARNESS_PG_URL" in warning
+    assert password not in warning
+    assert account.command_lines_showing(password) == []
