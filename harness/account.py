@@ -106,9 +106,9 @@ def _account_entry() -> pwd.struct_passwd:
         )  # fmt: skip
         if done.returncode == 0:
             continue
-        # Another harness process (an xdist worker) may be creating it at this moment: /etc/passwd
-        # is locked (exit 10) or the name is taken (exit 9). Look again shortly.
-        if done.returncode not in (9, 10) or attempt == 4:
+        # Another harness process (an xdist worker) may be creating it at this moment: the name
+        # is then taken (exit 9) or /etc/passwd locked (exit 1 or 10). Look again shortly.
+        if attempt == 4:
             raise ConfinementError(
                 f"running as root, the harness runs scenario code as the account {SCENARIO_ACCOUNT!r}, "
                 f"and could not create it: {useradd} exited {done.returncode}: {done.stderr.strip()}. "
