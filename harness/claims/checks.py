@@ -382,7 +382,8 @@ def upgrade_all_pending(obs: Observations, art: Article) -> Verdict:
     )
     shown = upgrades_shown(obs.ran("pending_upgrade"), obs.normalise)
     observed += f"; its output shows: {', '.join(shown) or 'no upgrade'}"
-    details = {"pending": obs.normalise(obs.pending_before_upgrade), "shown": shown}
+    # sorted after normalising: the raw ids are random, their order is not an observation
+    details = {"pending": sorted(obs.normalise(obs.pending_before_upgrade)), "shown": shown}
     if pending < 2:
         return Verdict(
             NOT_CHECKED, observed, said, reason="fewer than two revisions were pending", details=details
