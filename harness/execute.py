@@ -2,7 +2,10 @@
 
 `execute` only observes. It runs each step's commands through the session's runner against
 the scenario's database, reads the revision files and the schema after every step, checks the
-invariants when the scenario ends at head, and returns a `ScenarioRun`. The first unexpected
+invariants when the scenario ends at head, and returns a `ScenarioRun`. After every successful
+``flask db upgrade`` without a target (or to ``head``) it checks that the database's
+``alembic_version`` holds exactly the heads of the revision files, so an upgrade that exits 0
+but applies nothing fails at that step, not one step later. The first unexpected
 failure is kept as a message that names the scenario file, the step and what to do; whether
 the scenario passed is for `judge` to say.
 """
@@ -16,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from harness.observe import schema
-from harness.observe.migration import RevisionFileError, read_revision
+from harness.observe.migration import Revision, RevisionFileError, read_revision
 from harness.project import Project
 from harness.records import CommandRecord, InvariantResult, ScenarioRun, StepRecord
 from harness.runners.base import Runner, error_line
@@ -64,6 +67,35 @@ def _run_sql(url: sa.URL, command: Command, record: CommandRecord, timeout: floa
         record.sql_error = str(exc.orig).strip()
     finally:
         engine.dispose()
+
+
+def applied_versions(url: sa.URL) -> list[str] | None:
+    """The rows of the database's ``alembic_version`` (None when the table does not exist)."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            if not sa.inspect(conn).has_table("alembic_version"):
+                return None
+            return sorted(r[0] for r in conn.execute(sa.text("SELECT version_num FROM alembic_version")))
+    finally:
+        engine.dispose()
+
+
+def heads(revisions: list[Revision]) -> list[str]:
+    """The revisions no other revision names as its down_revision (a merge names several)."""
+    parents: set[str] = set()
+    for rev in revisions:
+        down = rev.down_revision
+        parents.update(down if isinstance(down, tuple | list) else [down] if down else [])
+    return sorted(r.revision for r in revisions if r.revision not in parents)
+
+
+def upgrade_mismatch(applied: list[str] | None, expected: list[str]) -> str | None:
+    """Why the database is not at the heads after an upgrade to head, or None when it is."""
+    if applied == expected:
+        return None
+    at = "has no alembic_version table" if applied is None else f"is at {applied or '(no revision)'}"
+    return f"exited 0 but the database {at}, not at the heads of the revision files {expected}"
 
 
 def _plain(value: Any) -> Any:
@@ -167,6 +199,27 @@ class _Run:
                 command,
                 "succeeded, but the scenario expects it to fail",
                 "remove `expect: failure` if success is now the right behaviour",
+            )
+            return False
+        if command.name == "upgrade" and command.arg in (None, "head") and not failed:
+            return self._at_heads(step, command, output)
+        return True
+
+    def _at_heads(self, step: Step, command: Command, output: str) -> bool:
+        """An upgrade to head must leave alembic_version holding exactly the files' heads."""
+        try:
+            expected = heads([read_revision(p) for p in self.project.revision_files()])
+        except RevisionFileError as exc:
+            self.fail(step, command, str(exc), "check the stack's Alembic templates")
+            return False
+        problem = upgrade_mismatch(applied_versions(self.url), expected)
+        if problem:
+            self.fail(
+                step,
+                command,
+                f"{problem}\noutput:\n{output or '(none)'}",
+                "an upgrade that applies nothing is a silent no-op: look in the output above for the "
+                "database and the migrations folder it used, or an error it swallowed",
             )
             return False
         return True

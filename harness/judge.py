@@ -9,7 +9,7 @@ Every reason starts with one line that says what went wrong; the detail follows 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from packaging.specifiers import SpecifierSet
@@ -159,11 +159,24 @@ class ClaimFinding:
     observed: str
     article: str
     reason: str = ""
+    details: dict[str, Any] = field(default_factory=dict)  # the check's evidence, as plain data
 
     @property
     def evidence(self) -> str:
         why = f"\nwhy: {self.reason}" if self.reason else ""
         return f"article says:\n{self.article}\nobserved:\n{self.observed}{why}"
+
+    @property
+    def record(self) -> dict[str, Any]:
+        """What is kept on record (``claims/verdicts/<stack>.yaml``): the verdict and its
+        normalised evidence, so that a change of evidence shows as a diff even when the verdict
+        stays. The article's words are not recorded: they are the article's, not an observation."""
+        out: dict[str, Any] = {"verdict": self.verdict, "observed": self.observed}
+        if self.reason:
+            out["why"] = self.reason
+        if self.details:
+            out["evidence"] = self.details
+        return out
 
 
 def judge_claim_gate(finding: ClaimFinding, strict: bool = False) -> Outcome:
@@ -180,26 +193,61 @@ def judge_claim_gate(finding: ClaimFinding, strict: bool = False) -> Outcome:
 
 
 def judge_claim_record(finding: ClaimFinding, comparison: Comparison, key: str) -> Outcome:
-    """The recorded rule (what ``tox`` runs): any change from the record fails, either way."""
+    """The recorded rule (what ``tox`` runs): any change from the record fails, either way: a
+    changed verdict, and a changed evidence under the same verdict (with the diff)."""
     verdict, evidence = finding.verdict, finding.evidence
+    update = "run with --snapshot-update to record it, then review the file."
+    if not comparison.exists:
+        return Outcome(FAIL, (f"no recorded verdict in {comparison.path} (observed: {verdict}); {update}",))
+    expected = comparison.expected
+    recorded = expected.get("verdict") if isinstance(expected, dict) else None
+    if recorded not in VERDICTS:
+        return Outcome(
+            FAIL,
+            (
+                f"{comparison.path}: {key}: the record has no verdict with its evidence "
+                f"(found {expected!r}; a verdict is one of {VERDICTS}); {update}",
+            ),
+        )
+    if recorded != verdict:
+        return Outcome(
+            FAIL,
+            (
+                f"verdict changed: recorded {recorded!r}, observed {verdict!r}\n{evidence}\n"
+                f"(- recorded, + observed):\n{comparison.diff}"
+                "If the change is real, record it with --snapshot-update, and update the article or its "
+                "docs.",
+            ),
+        )
+    if comparison.diff:
+        return Outcome(
+            FAIL,
+            (
+                f"evidence changed under the same verdict ({verdict!r}) "
+                f"(- recorded, + observed):\n{comparison.diff}"
+                "If the change is real, record it with --snapshot-update and review the diff.",
+            ),
+        )
+    return Outcome(PASS)
+
+
+def judge_transcript(comparison: Comparison, stack: str) -> Outcome:
+    """A stack's claims transcript: any changed line fails, with the diff, whatever the verdicts."""
     if not comparison.exists:
         return Outcome(
             FAIL,
             (
-                f"no recorded verdict in {comparison.path} (observed: {verdict}); run with "
-                "--snapshot-update to record it, then review the file.",
+                f"no recorded transcript {comparison.path} for stack {stack!r}; run with "
+                "--snapshot-update to record it, then read the file.",
             ),
         )
-    expected = comparison.expected
-    if expected not in VERDICTS:
-        return Outcome(FAIL, (f"{comparison.path}: {key}: {expected!r} is not one of {VERDICTS}",))
-    if expected != verdict:
+    if comparison.diff:
         return Outcome(
             FAIL,
             (
-                f"verdict changed: recorded {expected!r}, observed {verdict!r}\n{evidence}\n"
-                "If the change is real, record it with --snapshot-update, and update the article or its "
-                "docs.",
+                f"the transcript of the article's commands on {stack!r} changed "
+                f"(- {comparison.path}, + observed):\n{comparison.diff}"
+                "If the change is real, run with --snapshot-update and review the diff.",
             ),
         )
     return Outcome(PASS)
