@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from harness.observe.commands import command_fields
 from harness.records import CommandRecord, ScenarioRun, StepRecord
 from harness.runners.base import error_line
 
@@ -27,12 +28,13 @@ def _command(record: CommandRecord) -> dict[str, Any]:
         out["expect"] = "failure" if record.command.expect_failure else "any"
     if record.rows is not None:
         out["rows"] = record.rows
+    out.update(command_fields(record))
     return out
 
 
 def _step(record: StepRecord) -> dict[str, Any]:
     out: dict[str, Any] = {"name": record.step.name, "commands": [_command(c) for c in record.commands]}
-    if any(c.command.name == "migrate" for c in record.commands):
+    if record.revisions or any(c.command.name == "migrate" for c in record.commands):
         out["migration"] = {
             "files": len(record.revisions),
             "detected": list(record.detected),
