@@ -381,3 +381,15 @@ def test_an_edit_that_does_not_apply_names_the_file_the_step_and_the_hunk(harnes
         "scenarios/language_e2e.yaml:18: step 'owners', command `edit the latest revision: diff`"
     )
     assert "the edit does not apply: hunk #1 (@@ -20,2 +20,2 @@) does not apply" in first
+
+
+def test_the_docs_and_the_template_speak_of_every_command_and_option():
+    from harness.authoring import TEMPLATE
+
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "scenarios.md").read_text()
+    for name, spec in commands_spec.SPECS.items():
+        assert f"`{name}`" in docs, name
+        for option in spec.options:
+            assert f"`{option.key}`" in docs, (name, option.key)
+    for word in ("edit:", "match:", "why:", "hooks:", "fixes:", "<rev1>", "<rev:", "replace:", "diff:"):
+        assert word in TEMPLATE and word in docs, word
