@@ -48,7 +48,13 @@ class Command:
             return self.edit.label
         if self.name in ("sql", "query"):
             return f"{self.name}: {self.arg}"
-        if self.options and self.arg is None:  # written with options: the full command line
+        # the first six commands keep the labels their snapshots hold; the rest show the full line
+        if (self.options and self.arg is None) or self.name not in (
+            "init",
+            "migrate",
+            "upgrade",
+            "downgrade",
+        ):
             return commands_spec.label(self.name, self.options)
         if self.name == "migrate":
             return f"flask db migrate -m {self.arg!r}"
