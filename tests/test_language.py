@@ -16,7 +16,7 @@ from harness.observe.normalise import observe
 from harness.project import _migrate_call
 from harness.records import CommandRecord, ScenarioRun, StepRecord
 from harness.runners.base import CommandResult
-from harness.scenario import Command, Scenario, ScenarioError, Step, parse_scenario
+from harness.scenario import Command, Scenario, Step, parse_scenario
 from harness.stacks import Stack, StackEnv
 from harness.store import Comparison
 
@@ -226,59 +226,6 @@ def test_a_capped_query_is_a_warning_and_says_so_in_the_snapshot():
     outcome = judge_scenario(run, "current", {}, MATCH)
     assert outcome.status == PASS and "kept 1 of 5000 rows" in outcome.warnings[0]
     assert observe(run)["steps"][0]["commands"][0]["rows_truncated"].startswith("kept 1 of 5000 rows")
-
-
-# -- parsing ------------------------------------------------------------------------------------
-
-BASE = """\
-id: lang
-title: t
-steps:
-  - name: s
-    commands:
-{commands}"""
-
-
-def _parse(commands: str) -> Scenario:
-    return parse_scenario(BASE.format(commands=commands), Path("scenarios/x/lang.yaml"))
-
-
-def _error(commands: str) -> str:
-    with pytest.raises(ScenarioError) as info:
-        _parse(commands)
-    return str(info.value)
-
-
-def test_every_flask_command_parses_bare_with_a_value_and_with_options():
-    scenario = _parse(
-        "      - heads\n      - stamp: head\n"
-        "      - revision:\n          message: m\n          splice: true\n"
-        "      - edit:\n          revision: <rev1>\n          upgrade: pass\n"
-        "      - check:\n        expect: failure\n        match: New upgrade\n        why: a change\n"
-    )
-    heads, stamp, revision, edit, check = scenario.steps[0].commands
-    assert heads.argv() == ["heads"] and stamp.argv() == ["stamp", "head"]
-    assert revision.label == "flask db revision -m m --splice"
-    assert edit.edit == Edit(revision="<rev1>", upgrade="pass") and edit.label == "edit <rev1>: new upgrade()"
-    assert (check.match, check.why, check.expect_failure) == ("New upgrade", "a change", True)
-
-
-def test_language_errors_name_the_line_and_what_is_allowed():
-    assert "unknown option 'splyce' for `flask db revision`" in _error(
-        "      - revision:\n          splyce: true\n"
-    )
-    assert "`match` goes with `expect: failure`" in _error("      - upgrade:\n        match: x\n")
-    assert "not a valid regular expression" in _error(
-        "      - upgrade:\n        expect: failure\n        match: '('\n"
-    )
-    assert "exactly one of diff, replace" in _error("      - edit:\n          revision: <rev1>\n")
-    assert "either `revision` or `file`" in _error(
-        "      - edit:\n          revision: <rev1>\n          file: a.py\n          diff: x\n"
-    )
-    assert "go in a revision, not in `file`" in _error(
-        "      - edit:\n          file: migrations/env.py\n          upgrade: pass\n"
-    )
-    assert "lang.yaml:6:" in _error("      - heads: 3\n")
 
 
 # -- detection: the fix column ------------------------------------------------------------------
