@@ -208,9 +208,16 @@ def label(name: str, options: dict[str, Any]) -> str:
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d+)?([+-]\d{2}:?\d{2})?")
 
 
+# `current -v` names the database with a masked password and the throwaway server's port
+_URL = re.compile(r"postgresql(\+\w+)?://[^\s/]+/[^\s:]+")
+
+
 def normalise_output(text: str) -> str:
     """A command's stdout as the snapshot keeps it: dates replaced, trailing spaces dropped."""
-    lines = [_DATE.sub("<date>", line).rstrip() for line in text.strip("\n").splitlines()]
+    lines = [
+        _URL.sub("<database-url>", _DATE.sub("<date>", line)).rstrip()
+        for line in text.strip("\n").splitlines()
+    ]
     return "\n".join(lines) + "\n" if lines else ""
 
 
