@@ -18,6 +18,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from harness import editing
+from harness.commands_spec import SPECS, RevisionReferenceError, cap_rows
 from harness.observe import schema
 from harness.observe.migration import Revision, RevisionFileError, read_revision
 from harness.project import Project
@@ -45,12 +47,6 @@ def map_model_lines(text: str, project: Project, step: Step, scenario_path: Path
     return pattern.sub(repl, text)
 
 
-def _flask_args(command: Command) -> list[str]:
-    if command.name == "migrate":
-        return ["migrate", "-m", command.arg or ""]
-    return [command.name, *([command.arg] if command.arg else [])]
-
-
 def _run_sql(url: sa.URL, command: Command, record: CommandRecord, timeout: float) -> None:
     # The server stops a statement that outlives the command timeout (`SELECT pg_sleep(...)`, a
     # lock wait): a hang in the harness's own SQL is reported like a hanging `flask db` command.
@@ -62,7 +58,7 @@ def _run_sql(url: sa.URL, command: Command, record: CommandRecord, timeout: floa
         with engine.begin() as conn:
             result = conn.execute(sa.text(command.arg or ""))
             if command.name == "query":
-                record.rows = [[_plain(v) for v in row] for row in result]
+                record.rows, record.rows_total = cap_rows([[_plain(v) for v in row] for row in result])
     except sa.exc.DBAPIError as exc:
         record.sql_error = str(exc.orig).strip()
     finally:
@@ -140,6 +136,8 @@ class _Run:
     def _step(self, step: Step) -> bool:
         record = StepRecord(step=step)
         self.run.steps.append(record)
+        if step is self.scenario.steps[0] and self.scenario.hooks:
+            self.project.write_hooks(self.scenario.hooks)
         if step.models is not None:
             self.project.write_models(step.models)
         for command in step.commands:
@@ -158,11 +156,21 @@ class _Run:
             _run_sql(self.url, command, entry, self.timeout)
             failed, output = entry.sql_error is not None, entry.sql_error or ""
             headline = output.splitlines()[0] if output else ""
+        elif command.name == "edit":
+            entry.edit, problem = editing.run_edit(self.project, command, self.run)
+            if problem:
+                self.fail(step, command, f"the edit does not apply: {problem}", EDIT_TODO)
+            return not problem
         else:
             if command.name == "upgrade" and self.baseline is None:
                 self.baseline = schema.catalog_schema(self.url)
             before = set(self.project.revision_files())
-            result = self.runner.flask_db(self.project.root, _flask_args(command))
+            try:
+                args = command.argv(editing.resolver(self.run))
+            except RevisionReferenceError as exc:
+                self.fail(step, command, str(exc), REFERENCE_TODO)
+                return False
+            result = self.runner.flask_db(self.project.root, args)
             entry.result = result
             output = map_model_lines(result.output, self.project, step, self.scenario.path)
             headline = error_line(output)
@@ -175,7 +183,7 @@ class _Run:
                 )
                 return False
             failed = not result.ok
-            if command.name == "migrate" and not failed:
+            if SPECS[command.name].writes_revision and not failed:
                 record.detected += DETECTED.findall(result.output)
                 try:
                     record.revisions += [
@@ -297,6 +305,14 @@ def _base_differences(baseline: dict[str, Any] | None, at_base: dict[str, Any]) 
     return out + schema.schema_diff(strip(baseline), strip(at_base), ("in the baseline", "at base"))
 
 
+EDIT_TODO = (
+    "make the edit match the file as the stack wrote it (`show` prints it; a diff's context lines "
+    "must match exactly), or use `replace` or a new upgrade()/downgrade() body"
+)
+REFERENCE_TODO = (
+    "refer only to revisions created earlier in the scenario: <rev1>, <rev2>... count them in order "
+    "of creation, <rev:message> names one by its message"
+)
 SERVER_GONE = (
     "check that the PostgreSQL server is running and reachable (a throwaway server's log is in its "
     "migrate-harness-pg-* folder while it runs); the scenarios after this one fail the same way "

@@ -9,12 +9,15 @@ Every reason starts with one line that says what went wrong; the detail follows 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from packaging.specifiers import SpecifierSet
 
-from harness.records import ScenarioRun
+from harness.observe.commands import truncation_note
+from harness.records import CommandRecord, ScenarioRun
+from harness.runners.base import error_line
 from harness.scenario import Scenario
 from harness.store import Comparison
 
@@ -96,10 +99,54 @@ def lost_changes(expected: Any, observed: dict[str, Any]) -> list[str]:
     return out
 
 
+def _error_headline(record: CommandRecord) -> str:
+    if record.result is not None:
+        return error_line(record.result.output)
+    return (record.sql_error or "").strip().splitlines()[0] if record.sql_error else ""
+
+
+def failure_mismatches(run: ScenarioRun) -> list[str]:
+    """Expected failures that failed for another reason than the scenario's `match:` says.
+
+    A command marked `expect: failure` that fails for any reason would otherwise pass: a typo in the
+    models fails the upgrade as surely as the pitfall the scenario shows. `match` pins the reason.
+    """
+    out = []
+    for step in run.steps:
+        for record in step.commands:
+            command = record.command
+            failed = record.sql_error is not None or (record.result is not None and not record.result.ok)
+            if not (command.expect_failure and command.match and failed):
+                continue
+            headline = _error_headline(record)
+            if re.search(command.match, headline):
+                continue
+            why = f" ({command.why})" if command.why else ""
+            out.append(
+                f"{run.scenario.path}:{command.line}: step {step.step.name!r}, command `{command.label}` "
+                f"failed, but not as expected{why}: its error line does not match `{command.match}`: "
+                f"{headline}\nWhat to do: if the failure is still the one the scenario shows, widen `match`; "
+                "otherwise fix what now makes the command fail."
+            )
+    return out
+
+
+def run_warnings(run: ScenarioRun) -> list[str]:
+    """What deserves a word although it does not fail the scenario: query results cut short."""
+    return [
+        f"{run.scenario.path}:{r.command.line}: `{r.command.label}`: "
+        + truncation_note(len(r.rows or []), r.rows_total)
+        for step in run.steps
+        for r in step.commands
+        if r.rows_total is not None
+    ]
+
+
 def run_problems(run: ScenarioRun) -> list[str]:
     """What went wrong in the run itself, whatever the snapshot says."""
     scenario = run.scenario
     problems = [run.error] if run.error else []
+    problems += failure_mismatches(run)
     for inv in run.invariants:
         if not inv.ok and not inv.known:
             problems.append(f"invariant {inv.name!r} failed: {inv.detail}")
@@ -144,7 +191,8 @@ def judge_scenario(
             f"broken_on lists stack {stack!r} ({broken}), but the scenario now passes there.\n"
             f"What to do: remove {stack!r} from broken_on and record its snapshot."
         )
-    return Outcome(FAIL, tuple(problems)) if problems else Outcome(PASS)
+    warnings = tuple(run_warnings(run))
+    return Outcome(FAIL, tuple(problems), warnings) if problems else Outcome(PASS, warnings=warnings)
 
 
 # -- claims ------------------------------------------------------------------------------------

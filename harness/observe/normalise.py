@@ -25,6 +25,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+from harness.observe.commands import command_fields
 from harness.records import CommandRecord, ScenarioRun, StepRecord
 from harness.runners.base import CommandResult, error_line
 
@@ -38,6 +39,9 @@ _GENERIC: Subs = [
     (re.compile(r"\b0x[0-9a-f]{6,}\b"), "0x<address>"),
     # `flask shell`'s banner: the interpreter's build ("Python 3.11.7 (main, Dec  8 2023, ...) [GCC 12]")
     (re.compile(r"\bPython \d+\.\d+\.\d+\S* \([^)\n]*\)(?: \[[^\]\n]*\])?"), "Python <python>"),
+    # a database URL as `flask db current -v` prints it (masked password) that no run replacement
+    # caught (e.g. another driver's spelling)
+    (re.compile(r"postgresql(?:\+\w+)?://[^\s/]+/[^\s:]+"), "<database-url>"),
     # dates and times ("Create Date: 2026-11-26 19:05:58.123456", ISO timestamps)
     (re.compile(r"\b\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[+-]\d{2}:?\d{2}|Z)?"), "<date>"),
 ]
@@ -117,12 +121,13 @@ def _command(record: CommandRecord) -> dict[str, Any]:
         out["expect"] = "failure" if record.command.expect_failure else "any"
     if record.rows is not None:
         out["rows"] = record.rows
+    out.update(command_fields(record))
     return out
 
 
 def _step(record: StepRecord) -> dict[str, Any]:
     out: dict[str, Any] = {"name": record.step.name, "commands": [_command(c) for c in record.commands]}
-    if any(c.command.name == "migrate" for c in record.commands):
+    if record.revisions or any(c.command.name == "migrate" for c in record.commands):
         out["migration"] = {
             "files": len(record.revisions),
             "detected": list(record.detected),
