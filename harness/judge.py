@@ -179,6 +179,19 @@ def judge_claim_gate(finding: ClaimFinding, strict: bool = False) -> Outcome:
     return Outcome(PASS)
 
 
+def judge_repaired_article(verdicts: dict[str, str], error: str | None = None) -> Outcome:
+    """The repaired article's rule: it verifies only when every claim holds on today's releases."""
+    if error:
+        return Outcome(FAIL, (f"the repaired article could not be followed: {error}",))
+    short = {claim: v for claim, v in verdicts.items() if v != HOLDS}
+    if short:
+        listed = "; ".join(f"{claim}: {v}" for claim, v in short.items())
+        return Outcome(
+            FAIL, (f"the repaired article does not verify: {len(short)} claim(s) do not hold: {listed}",)
+        )
+    return Outcome(PASS)
+
+
 def judge_claim_record(finding: ClaimFinding, comparison: Comparison, key: str) -> Outcome:
     """The recorded rule (what ``tox`` runs): any change from the record fails, either way."""
     verdict, evidence = finding.verdict, finding.evidence
