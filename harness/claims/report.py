@@ -145,7 +145,7 @@ def repair_lines(summary: dict[str, Any]) -> list[str]:
         lines.append("No edit of the article's text improves on it as written.")
     lines.append("Tried:")
     for trial in summary["tried"]:
-        names = " + ".join(trial["changes"])
+        names = " + ".join(trial["changes"]) or "the article as written"
         outcome = trial["error"] or ", ".join(f"{n} {v}" for v, n in sorted(trial["counts"].items()))
         lines.append(f"- {names}: {outcome}")
     lines.append("The repaired article (the repair, and each drifted passage brought up to date):")

@@ -23,7 +23,7 @@ from harness.claims.catalogue import Claim, load_catalogue
 from harness.claims.repair import Prover, Trial, apply_edits, describe, find_repair, line_stack
 from harness.claims.report import ClaimResult, environment_json, repair_markdown, repair_terminal
 from harness.claims.rewrite import Rewrite, Written, rewrite, unified_diff, write_repaired
-from harness.judge import FAIL, SKIP, VERDICTS, ClaimFinding, judge_claim_gate, judge_repaired_article
+from harness.judge import SKIP, VERDICTS, XFAIL, ClaimFinding, judge_repair_column, judge_repaired_article
 from harness.plugin.claims import CLAIMS_STASH, ClaimDriftWarning, ClaimFailed, ClaimItem
 from harness.plugin.common import SETTINGS, call_properties, session_of
 
@@ -189,13 +189,13 @@ class RepairClaimItem(pytest.Item):
             verdict.article,
             verdict.reason,
         )
-        outcome = judge_claim_gate(finding, strict=self.config.getoption("strict_claims"))
+        outcome = judge_repair_column(finding)
         for warning in outcome.warnings:
             warnings.warn(ClaimDriftWarning(warning), stacklevel=1)
         if outcome.status == SKIP:
             pytest.skip(outcome.message)
-        if outcome.status == FAIL:
-            raise ClaimFailed(outcome.message)
+        if outcome.status == XFAIL:
+            pytest.xfail(outcome.message)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, ClaimFailed):
@@ -215,10 +215,10 @@ class RepairedArticleItem(pytest.Item):
             (SUMMARY_KEY, json.dumps(summary(result, self.config.invocation_params.dir)))
         )
         outcome = judge_repaired_article(
-            {k: v.verdict for k, v in result.verified.verdicts.items()}, result.verified.error
+            {k: v.verdict for k, v in result.verified.verdicts.items()}, result.verified.error, blocking=False
         )
-        if outcome.failed:
-            raise ClaimFailed(outcome.message)
+        if outcome.status == XFAIL:
+            pytest.xfail(outcome.message)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, ClaimFailed):
