@@ -26,7 +26,18 @@ from harness.claims.repair import (
     search,
 )
 from harness.claims.rewrite import unified_diff
-from harness.judge import BROKEN, DRIFTED, HOLDS, NOT_CHECKED, judge_repaired_article
+from harness.judge import (
+    BROKEN,
+    DRIFTED,
+    HOLDS,
+    NOT_CHECKED,
+    PASS,
+    SKIP,
+    XFAIL,
+    ClaimFinding,
+    judge_repair_column,
+    judge_repaired_article,
+)
 
 ARTICLE = load_article()
 
@@ -159,6 +170,14 @@ def test_the_repaired_article_verifies_only_when_every_claim_holds():
     failed = judge_repaired_article({"a": HOLDS, "b": DRIFTED, "c": NOT_CHECKED})
     assert failed.failed and "2 claim(s) do not hold: b: drifted; c: not checked" in failed.message
     assert judge_repaired_article({}, error="no stack").failed
+
+
+def test_the_repair_column_and_the_repaired_article_never_change_the_main_jobs_exit_code():
+    def column(verdict: str) -> str:
+        return judge_repair_column(ClaimFinding("c [with the repair]", verdict, "", "")).status
+
+    assert [column(v) for v in (HOLDS, DRIFTED, BROKEN, NOT_CHECKED)] == [PASS, PASS, XFAIL, SKIP]
+    assert judge_repaired_article({"a": BROKEN}, blocking=False).status == XFAIL
 
 
 def test_the_diff_names_both_versions():
