@@ -176,7 +176,9 @@ def load_article(path: Path | None = None) -> Article:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ArticleError(f"cannot read the article at {path}: {exc}; set {ARTICLE_ENV}") from None
+        raise ArticleError(
+            f"cannot read the article at {path}: {exc}; pass --article PATH or set {ARTICLE_ENV}"
+        ) from None
     return parse_article(text, path)
 
 
