@@ -215,3 +215,30 @@ def test_the_repaired_article_verifies_on_todays_releases(tmp_path):
         tmp_path, ARTICLE.path.name, ARTICLE.text, apply_edits(ARTICLE.text, verified.edits)
     )
     assert 0 < written.added < 40 and 0 < written.removed < 40
+
+
+def test_the_report_states_the_repair_as_edits_of_the_text():
+    from harness.claims.report import repair_markdown, repair_terminal
+
+    summary = {
+        "repair": [
+            {"change": "name the driver", "because": "No module named 'psycopg'", "edits": ["line 35: a → b"]}
+        ],
+        "repair_size": 9,
+        "tried": [{"changes": [], "counts": {"broken": 2}, "error": None}],
+        "rewrite": [],
+        "left_as_is": ["init_tree"],
+        "repaired_counts": {"holds": 18, "drifted": 1},
+        "verifies": False,
+        "text_path": "reports/a.repaired.txt",
+        "diff_path": "reports/a.repaired.diff",
+        "added": 2,
+        "removed": 2,
+        "diff": "-a\n+b\n",
+    }
+    text = repair_terminal(summary)
+    assert "The repair (9 characters changed)" in text and "    line 35: a → b" in text
+    assert "the article as written: 2 broken" in text and "left as written (no rewriter): init_tree" in text
+    assert "It DOES NOT verify on today's releases: 1 drifted, 18 holds." in text
+    markdown = repair_markdown(summary)
+    assert "  - line 35: a → b" in markdown and "```diff\n-a\n+b\n```" in markdown

@@ -172,7 +172,10 @@ def repair_markdown(summary: dict[str, Any]) -> str:
     """The repair section appended to the claims report (the CI job summary)."""
     out = ["", "## The smallest proven repair", ""]
     for line in repair_lines(summary):
-        out.append(line if line.startswith(("-", " ")) else line + "\n")
+        if line.startswith("    "):  # an edit, nested under its change
+            out.append("  - " + line.strip())
+        else:
+            out.append(line if line.startswith("-") else "\n" + line + "\n")
     if summary.get("diff"):
         out += ["", "<details><summary>Unified diff of the repaired article</summary>", "", "```diff"]
         out += [summary["diff"].rstrip(), "```", "", "</details>"]
