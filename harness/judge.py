@@ -240,6 +240,31 @@ def judge_claim_gate(finding: ClaimFinding, strict: bool = False) -> Outcome:
     return Outcome(PASS)
 
 
+def judge_repaired_article(
+    verdicts: dict[str, str], error: str | None = None, blocking: bool = True
+) -> Outcome:
+    """The repaired article's rule: it verifies only when every claim holds on today's releases.
+    In the main job (not `blocking`) a repaired article that does not verify is an expected
+    failure: the job's exit code is the article as written's alone."""
+    status = FAIL if blocking else XFAIL
+    if error:
+        return Outcome(status, (f"the repaired article could not be followed: {error}",))
+    short = {claim: v for claim, v in verdicts.items() if v != HOLDS}
+    if short:
+        listed = "; ".join(f"{claim}: {v}" for claim, v in short.items())
+        return Outcome(
+            status, (f"the repaired article does not verify: {len(short)} claim(s) do not hold: {listed}",)
+        )
+    return Outcome(PASS)
+
+
+def judge_repair_column(finding: ClaimFinding) -> Outcome:
+    """A claim on the article with the repair: the gate's rule, except that a broken claim is an
+    expected failure (xfail), so the main job's exit code stays that of the article as written."""
+    outcome = judge_claim_gate(finding)
+    return Outcome(XFAIL, outcome.reasons, outcome.warnings) if outcome.failed else outcome
+
+
 def judge_claim_record(finding: ClaimFinding, comparison: Comparison, key: str) -> Outcome:
     """The recorded rule (what ``tox`` runs): any change from the record fails, either way: a
     changed verdict, and a changed evidence under the same verdict (with the diff)."""

@@ -114,6 +114,15 @@ OPTIONS = (
         ),
     ),
     OptionSpec(
+        "--article",
+        dict(
+            default=None,
+            metavar="PATH",
+            help="the article text whose claims are checked (default: the migrate_harness_article ini "
+            "option, else $MIGRATE_HARNESS_ARTICLE, else ../shared/article/flask-migrate-autogenerate.txt)",
+        ),
+    ),
+    OptionSpec(
         "--keep-projects",
         dict(
             default=None, metavar="DIR", help="copy each scenario's temporary project into DIR, for debugging"

@@ -24,7 +24,7 @@ from harness.claims.article import Article
 from harness.observe.migration import Revision, read_revision
 from harness.observe.normalise import command_line, normalise, substitutions, transcript, url_replacements
 from harness.observe.schema import inspect_schema
-from harness.project import Project
+from harness.project import Project, article_style_url
 from harness.runners.base import CommandResult, Runner
 from harness.session import Session
 
@@ -236,6 +236,15 @@ class _Probe:
         obs.alembic_empty_revision_files = len(set(versions.glob("*.py")) - before)
 
 
+def write_flaskenv(project: Project, article: Article, url: sa.URL) -> None:
+    """The project's .flaskenv holds the article's own lines (an edited article's settings and URL
+    scheme are what runs), its DATABASE_URL pointed at the probe's database."""
+    lines = dict(article.flaskenv)
+    address = url.render_as_string(hide_password=False)
+    lines["DATABASE_URL"] = article_style_url(lines["DATABASE_URL"], address)
+    (project.root / ".flaskenv").write_text("".join(f"{k}={v}\n" for k, v in lines.items()))
+
+
 def probe(session: Session, stack: str, article: Article) -> Observations:
     """Run the article on `stack` through `session` (its server, its runner); nothing is left behind."""
     env = session.stack_env(stack)
@@ -256,6 +265,7 @@ def probe(session: Session, stack: str, article: Article) -> Observations:
             **url_replacements(ws.url.render_as_string(hide_password=False)),
         }
         project = ws.project()
+        write_flaskenv(project, article, ws.url)
         step.article_flow(project, ws.url)
         step.env_file_variants(project, ws.folder)
         with ws.database(f"claims_plain_{stack}") as url:
