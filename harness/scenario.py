@@ -167,6 +167,15 @@ def _describe(error: jsonschema.ValidationError, root: yaml.Node) -> tuple[int, 
         shaped = [e for e in context if e.schema_path[0] not in wrong_shape]
         if shaped:
             return _describe(shaped[0], root)
+    if error.validator in ("oneOf", "anyOf") and error.context:
+        # A value of a shape no branch takes (a list where a message or options go): name the
+        # shapes that are taken, not "not valid under any of the given schemas".
+        kinds = [e.validator_value for e in error.context if e.validator == "type" and not e.relative_path]
+        if len(kinds) == len(error.context):
+            names = [repr(t) for k in kinds for t in ([k] if isinstance(k, str) else k)]
+            names = list(dict.fromkeys(names))
+            shapes = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+            return line, f"{where}: {error.instance!r} is not of type {shapes}"
     if error.validator == "enum" and "commands" in path:
         return line, (
             f"{where}: unknown command {error.instance!r}; write a `flask db` command alone "

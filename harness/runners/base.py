@@ -55,6 +55,10 @@ def reader_env(bin_dir: Path) -> dict[str, str]:
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env["TZ"] = "UTC"
+    # Alembic reflects tables in set order (compare/tables.py: `for s, tname in existing_tables`),
+    # so the order of its "Detected sequence ..." lines follows str hashing: a fixed seed keeps
+    # every run's transcript in one order (a reader's own runs differ only in that order).
+    env["PYTHONHASHSEED"] = "0"
     return env
 
 
