@@ -8,7 +8,7 @@ from helpers import one_table, session_for
 
 from harness.execute import execute, heads, upgrade_mismatch
 from harness.observe.migration import Op, Revision
-from harness.observe.normalise import observe
+from harness.observe.normalise import observe, order_set_runs
 from harness.records import CommandRecord, InvariantResult, ScenarioRun, StepRecord
 from harness.runners.base import CommandResult, Runner
 from harness.scenario import Command, Scenario, Step, parse_scenario
@@ -140,3 +140,32 @@ def test_a_silent_no_op_upgrade_fails_at_its_step_in_one_line(harness_server, ha
         f"is at (no revision), not at the heads of the revision files ['{revision}']"
     ), run.error
     assert run.invariants == []  # the run stopped at that step
+
+
+def test_lines_printed_in_set_order_are_kept_in_one_order():
+    # `flask db current` with two heads prints them in the set order of random ids
+    printed = {"first": "x\n<rev2> (head)\n<rev1> (head)\ny", "second": "x\n<rev1> (head)\n<rev2> (head)\ny"}
+    assert order_set_runs(printed["first"]) == printed["second"]
+    assert order_set_runs(printed["second"]) == printed["second"]
+    # lines that differ in more than the revision keep Alembic's order
+    history = "<rev1> -> <rev3>, b\n<rev1> -> <rev2>, a"
+    assert order_set_runs(history) == history
+    # one line per SERIAL column Alembic reflects, in the set order of the tables, and only for
+    # those not already reflected through a foreign key: kept as one line, names out
+    detected = (
+        "INFO  [alembic.ddl.postgresql] Detected sequence named '{0}_id_seq' as owned by integer "
+        "column '{0}(id)', assuming SERIAL and omitting"
+    )
+    one = order_set_runs("\n".join([detected.format("pets"), "INFO  next"]))
+    both = order_set_runs("\n".join([detected.format("owners"), detected.format("pets"), "INFO  next"]))
+    assert (
+        one
+        == both
+        == "\n".join(
+            [
+                "INFO  [alembic.ddl.postgresql] Detected sequence named '<sequence>' as owned by integer "
+                "column '<table>(<column>)', assuming SERIAL and omitting",
+                "INFO  next",
+            ]
+        )
+    )

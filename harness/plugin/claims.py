@@ -126,7 +126,8 @@ class CatalogueFile(pytest.File):
                 ClaimItem.from_parent(self, name=f"{claim.id}[{stack}]", claim=claim, stack=stack)
                 for claim in claims
             ]
-            if not self.config.getoption("claims_gate"):  # the gate judges verdicts only
+            # the gate judges verdicts only; a catalogue with no claim has no probe to record
+            if claims and not self.config.getoption("claims_gate"):
                 items.append(TranscriptItem.from_parent(self, name=f"transcript[{stack}]", stack=stack))
         return items
 

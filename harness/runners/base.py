@@ -55,9 +55,8 @@ def reader_env(bin_dir: Path) -> dict[str, str]:
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env["TZ"] = "UTC"
-    # Alembic reflects tables in set order (compare/tables.py: `for s, tname in existing_tables`),
-    # so the order of its "Detected sequence ..." lines follows str hashing: a fixed seed keeps
-    # every run's transcript in one order (a reader's own runs differ only in that order).
+    # One str hash for every run, so that output printed in the order of a set of strings is
+    # printed in one order (sets holding None still vary on Python 3.11: observe.normalise).
     env["PYTHONHASHSEED"] = "0"
     return env
 
