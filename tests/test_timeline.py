@@ -287,3 +287,53 @@ def test_days_are_evaluated_level_by_level_for_parallel_probes():
     out = run_timeline(DAY0, END, 182, world.resolve, evaluate, ["a", "b", "c"], prefetch=prefetch)
     assert batches[0] == len(search.grid(DAY0, END, 182))  # the whole grid first, as one batch
     assert [(c.claim, c.day) for c in out.changes] == [("a", day(130)), ("b", day(250))]
+
+
+def uploads_of(releases=RELEASES):
+    return lambda name: sorted({up for up, _ in releases.get(name, [])})
+
+
+def test_split_halves_the_upload_days_inside_a_gap():
+    lo, hi = day(0), day(100)
+    assert search.split(lo, hi, [day(10), day(20), day(30), day(200)]) == day(20)
+    assert search.split(lo, hi, [day(10), day(20)]) == day(10)
+    # one upload day left: the day before it (resolves like lo), then the day itself
+    assert search.split(lo, hi, [day(40)]) == day(39)
+    assert search.split(day(39), hi, [day(40)]) == day(40)
+    # none inside (or only hi, a day after lo): the middle day
+    assert search.split(lo, hi, []) == day(50)
+    assert search.split(lo, hi, [day(0), day(150)]) == day(50)
+    for cands in ([], [day(1)], [day(100)], [day(1), day(2)], [day(99), day(100)]):
+        assert lo < search.split(lo, hi, cands) < hi
+
+
+def test_bisection_guided_by_upload_days_finds_the_same_days_with_fewer_resolves():
+    plain, guided = FakeWorld(), FakeWorld()
+    a = run_timeline(DAY0, END, 365, plain.resolve, cached(plain), ["a", "b", "c"])
+    b = run_timeline(DAY0, END, 365, guided.resolve, cached(guided), ["a", "b", "c"], uploads=uploads_of())
+    assert [(c.claim, c.day) for c in b.changes] == [(c.claim, c.day) for c in a.changes]
+    assert [(c.claim, c.day) for c in b.changes] == [("a", day(130)), ("b", day(250))]
+    assert len(set(guided.resolved)) < len(set(plain.resolved))
+    assert len(guided.evaluated) <= len(plain.evaluated)
+
+
+def test_upload_days_missing_from_the_index_cost_probes_not_correctness():
+    world = FakeWorld()
+    partial = {"six": RELEASES["six"]}  # the index told us of six's uploads only
+    out = run_timeline(
+        DAY0, END, 365, world.resolve, cached(world), ["a", "b", "c"], uploads=uploads_of(partial)
+    )
+    assert [(c.claim, c.day) for c in out.changes] == [("a", day(130)), ("b", day(250))]
+
+
+def test_evidence_keys_are_each_change_sides_and_culprit_runs_once():
+    from harness.timeline.run import evidence_keys
+
+    record = small_record()
+    keys = evidence_keys(record)
+    assert len(keys) == len(set(keys))
+    for change in record["changes"]:
+        assert change["old_resolution"] in keys and change["new_resolution"] in keys
+        for culprit in change["culprits"]:
+            assert culprit["confirmed_by"] in keys
+    assert set(keys) <= set(record["resolutions"])
