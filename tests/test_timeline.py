@@ -337,3 +337,70 @@ def test_evidence_keys_are_each_change_sides_and_culprit_runs_once():
         for culprit in change["culprits"]:
             assert culprit["confirmed_by"] in keys
     assert set(keys) <= set(record["resolutions"])
+
+
+def test_headline_names_each_best_stretch_and_the_claims_that_failed_there():
+    record = small_record()
+    # make claim c fail while a holds (before flask 2.0), so no day has every claim holding
+    first = min(record["days"])
+    for d, key in record["days"].items():
+        if d < day(130).isoformat():
+            record["resolutions"][key]["results"] = {
+                **record["resolutions"][key]["results"],
+                "c": "broken: x",
+            }
+    best, stretches = render.best_windows(record)
+    assert best == 2
+    assert stretches[0][0] == first and stretches[0][2] == ("c",)
+    assert any(f == ("a",) for _, _, f in stretches)  # after flask 2.0: all but a
+    line = render.headline(record)
+    assert line.startswith("**No reader who installed between")
+    assert "(all but `c`)" in line and "(all but `a`)" in line
+
+
+def test_evidence_says_when_the_culprit_search_was_cut_short_and_shows_notes(monkeypatch):
+    record = json.loads(json.dumps(small_record()))
+    change = record["changes"][0]
+    monkeypatch.setitem(render.NOTES, ("a", "flask", "2.0"), "flask 2.0 did it")
+    page = render.render(record, chart=None)
+    assert "- why: flask 2.0 did it." in page
+    assert page.count("- why:") == 1  # only under the change whose culprit it names
+    change["culprits"] = [
+        {"packages": [], "releases": [], "confirmed_by": None, "tried": [["flask"]], "searched": False}
+    ]
+    page = render.render(record, chart=None)
+    assert "culprit search cut short by the time budget; tried: flask" in page
+
+
+def test_evidence_is_probed_again_through_the_readers_runner(monkeypatch):
+    from harness.session import Options
+    from harness.timeline import run
+
+    record = small_record()
+    keys = run.evidence_keys(record)
+    pins = {k: tuple(sorted(r["pins"].items())) for k, r in record["resolutions"].items()}
+    session = type("S", (), {})()
+    session.options = Options(claims_runner="fork")
+    prober = Prober(session, None, [])  # type: ignore[arg-type]
+    prober.pins, prober.results = pins, {k: r["results"] for k, r in record["resolutions"].items()}
+    odd = keys[0]
+    calls: list[tuple[str, str]] = []
+
+    def fake_probe(self, key, p, s):
+        calls.append((key, s.options.claims_runner))
+        out = dict(prober.results[key])
+        if key == odd:
+            out["c"] = "broken: only in a real process"
+        return out
+
+    monkeypatch.setattr(run.Prober, "_probe", fake_probe)
+    check = run.check_runner(record, prober, "subprocess")
+    assert sorted(k for k, _ in calls) == sorted(keys) and {r for _, r in calls} == {"subprocess"}
+    assert session.options.claims_runner == "fork"  # restored after the check
+    assert check["differ"] == {odd: ["c"]} and check["not_checked"] == []
+    # incremental: what an earlier check probed is not probed again
+    calls.clear()
+    again = run.check_runner(record, prober, "subprocess", known=check["results"])
+    assert calls == [] and again["differ"] == check["differ"]
+    page = render.render({**record, "search_runner": "fork", "runner_check": check}, chart=None)
+    assert f"{len(keys) - 1} of {len(keys)} give the same result" in page and f"`{odd}` (c)" in page
