@@ -244,6 +244,7 @@ def render(record: dict[str, Any], chart: str | None = "timeline.svg") -> str:
         wins = "<br>".join(f"{_start(record, a)} → {b}: {_cell(r)}" for a, b, r in windows(record, claim))
         chg = "<br>".join(f"{c['day']}: {_culprit_text(c)}" for c in by_claim.get(claim, [])) or "none"
         lines.append(f"| `{claim}` | {wins} | {chg} |")
+    lines += _by_day(record)
     lines += _eras(record)
     lines += _scenarios(record)
     lines += ["", "## Culprits: the evidence", ""]
@@ -255,6 +256,35 @@ def render(record: dict[str, Any], chart: str | None = "timeline.svg") -> str:
     for change in record["changes"]:
         lines += _evidence(record, change)
     return "\n".join(lines) + "\n"
+
+
+def _by_day(record: dict[str, Any]) -> list[str]:
+    """The changes grouped by day: the release(s) behind each and the claims it moved."""
+    days: dict[str, dict[str, Any]] = {}
+    for change in record["changes"]:
+        entry = days.setdefault(change["day"], {"culprits": {}, "claims": []})
+        text = _culprit_text(change)  # linked to this change's evidence; one link per release
+        entry["culprits"].setdefault(text.split("](")[0], text)
+        entry["claims"].append(
+            f"`{change['claim']}` {verdict_of(change['old'])} → {verdict_of(change['new'])}"
+        )
+    if not days:
+        return []
+    out = [
+        "",
+        "## Changes, by day",
+        "",
+        "The first day a reader's install gave a different result, the release that did it (confirmed by a "
+        "run that changed only that package; the evidence is below), and the claims it moved (verdict "
+        "before → after; a verdict can stay while its evidence changes).",
+        "",
+        "| day | culprit release | claims |",
+        "|---|---|---|",
+    ]
+    for day in sorted(days):
+        culprits = "; ".join(days[day]["culprits"].values())
+        out.append(f"| {day} | {culprits} | {', '.join(days[day]['claims'])} |")
+    return out
 
 
 def _runners(record: dict[str, Any]) -> list[str]:
@@ -398,9 +428,12 @@ def chart(record: dict[str, Any], path: Path) -> None:
                 [(start, width)], (lane - 0.4, 0.8), color=COLOURS.get(verdict_of(result), OTHER_COLOUR)
             )
     labelled: set[str] = set()
+    last_x: dict[int, float] = {}  # per lane: the last label above it (a close one goes inside the lane)
     for change in record["changes"]:
         lane = len(claims) - 1 - claims.index(change["claim"])
         x = mdates.date2num(date.fromisoformat(change["day"]))
+        below = lane in last_x and x - last_x[lane] < 200
+        last_x[lane] = -1e9 if below else x
         ax.plot([x, x], [lane - 0.45, lane + 0.45], color="black", linewidth=1.2)
         names = [
             " + ".join(f"{r['package']} {r['to']}" for r in c["releases"])
@@ -409,7 +442,13 @@ def chart(record: dict[str, Any], path: Path) -> None:
         ]
         label = "; ".join(names) or "?"
         ax.annotate(
-            label, (x, lane + 0.45), fontsize=6, rotation=0, xytext=(2, 0), textcoords="offset points"
+            label,
+            (x, lane if below else lane + 0.45),
+            fontsize=6,
+            xytext=(2, 0),
+            textcoords="offset points",
+            va="center" if below else "baseline",
+            bbox={"facecolor": "white", "alpha": 0.8, "pad": 0.5, "linewidth": 0} if below else None,
         )
         labelled.add(label)
     ax.set_yticks(range(len(claims)), list(reversed(claims)), fontsize=8)

@@ -249,12 +249,12 @@ def check_runner(
         key: sorted(c for c, r in got.items() if prober.results[key].get(c) != r)
         for key, got in results.items()
     }
+    prober.log(f"evidence: {len(results)} resolutions through the {kind} runner, {checker.probes} probed now")
     return {
         "runner": kind,
         "results": results,
         "differ": {k: v for k, v in differ.items() if v},
         "not_checked": missing,
-        "probed_this_run": checker.probes,
     }
 
 
