@@ -243,17 +243,23 @@ def test_real_date_stack_probed(harness_server):
     from harness.claims.article import load_article
     from harness.claims.catalogue import load_catalogue
     from harness.session import Options, Session
-    from harness.timeline.run import CATALOGUE
+    from harness.timeline.run import CATALOGUE, runner_kind
 
     article = load_article()
     found = datestacks.resolve(article.install_packages, ERA_DAY)
     url = harness_server.url.render_as_string(hide_password=False)
-    with Session(Options(pg_url=url)) as session:
-        prober = Prober(session, article, load_catalogue(CATALOGUE))
-        results = prober(found.pins)
+    claims = load_catalogue(CATALOGUE)
+    with Session(Options(pg_url=url, claims_runner="fork")) as session:
+        prober = Prober(session, article, claims)
+        results = prober(found.pins)  # the search's runner
+        assert session._runners == {}  # the date stack's fork server was stopped after its probe
+        with runner_kind([session], "subprocess"):  # the reader's runner, as the evidence check does
+            again = Prober(session, article, claims)(found.pins)
+        assert session.options.claims_runner == "fork"
     assert prober.probes == 1
     assert results["db_command_added"].startswith("holds: ")
     assert results["install_line"].startswith("holds: init, migrate and upgrade ran; installed alembic==<v>")
+    assert again == results
 
 
 def test_a_spent_budget_leaves_gaps_unrefined_and_invents_no_change():

@@ -3,8 +3,10 @@
 Every day from 2020-01-01 to today has one resolution of the article's install line (see
 `datestacks`); each distinct resolution is probed once (the article followed through a session,
 the claims checked) and its results are kept in docs/timeline.json, the record. The search
-(`search`) samples a grid of days and bisects wherever two neighbouring samples differ, then names
-the release behind each change by upgrading the differing pins one at a time.
+(`search`) samples a grid of days and bisects wherever two neighbouring samples differ (split at
+the days a release was uploaded), then names the release behind each change by upgrading the
+differing pins one at a time. The search probes through the fork runner; every resolution the
+page names as evidence is probed again through the subprocess runner (`check_runner`).
 
 Incremental: the record's resolved days and probed resolutions are reused (an upload cannot change
 the past: --exclude-newer days already resolved stay as they were), so a run with no new release
