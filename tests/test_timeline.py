@@ -410,3 +410,13 @@ def test_evidence_is_probed_again_through_the_readers_runner(monkeypatch):
     assert calls == [] and again["differ"] == check["differ"]
     page = render.render({**record, "search_runner": "fork", "runner_check": check}, chart=None)
     assert f"{len(keys) - 1} of {len(keys)} give the same result" in page and f"`{odd}` (c)" in page
+
+
+def test_a_long_result_is_cut_so_that_what_changed_stays_in_view():
+    before = "holds: " + "same words " * 20 + "(AttributeError: 'NoneType' object has no attribute 'replace')"
+    after = (
+        "holds: " + "same words " * 20 + "(AttributeError: 'NoneType' object has no attribute 'drivername')"
+    )
+    cell = render._changed_cell(before, after)
+    assert "drivername" in cell and len(cell) <= 160 and " … " in cell
+    assert render._changed_cell("", after) == render._cell(after)  # the first window: the start

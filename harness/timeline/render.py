@@ -147,6 +147,17 @@ def _cell(text: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _changed_cell(before: str, text: str, limit: int = 160) -> str:
+    """A window's result, cut so that what differs from the window before stays in view."""
+    common = next(
+        (i for i, (x, y) in enumerate(zip(before, text, strict=False)) if x != y), min(len(before), len(text))
+    )
+    if len(text) <= limit or common < limit - 40:
+        return _cell(text, limit)
+    cut = text.rfind(" ", 0, common - 30) + 1
+    return _cell(text[:60].rsplit(" ", 1)[0] + " … " + text[cut:], limit)
+
+
 def _culprit_text(change: dict[str, Any]) -> str:
     if change["culprits"] and not change["culprits"][0].get("searched", True):
         return "culprit search cut short by the time budget"
@@ -241,7 +252,12 @@ def render(record: dict[str, Any], chart: str | None = "timeline.svg") -> str:
     for change in record["changes"]:
         by_claim.setdefault(change["claim"], []).append(change)
     for claim in claims:
-        wins = "<br>".join(f"{_start(record, a)} → {b}: {_cell(r)}" for a, b, r in windows(record, claim))
+        wins = "<br>".join(
+            f"{_start(record, a)} → {b}: {_changed_cell(prev, r)}"
+            for (_, _, prev), (a, b, r) in zip(
+                [(None, None, "")] + windows(record, claim), windows(record, claim), strict=False
+            )
+        )
         chg = "<br>".join(f"{c['day']}: {_culprit_text(c)}" for c in by_claim.get(claim, [])) or "none"
         lines.append(f"| `{claim}` | {wins} | {chg} |")
     lines += _by_day(record)
