@@ -58,7 +58,12 @@ NOT_INSTALLABLE = "not installable"
 SEARCH_RUNNER = "fork"
 CHECK_RUNNER = "subprocess"
 # the sources whose change makes recorded results stale
-FINGERPRINTED = ("harness/claims/probe.py", "harness/claims/checks.py", "claims/catalogue.yaml")
+FINGERPRINTED = (
+    "harness/claims/probe.py",
+    "harness/claims/checks.py",
+    "harness/claims/output.py",
+    "claims/catalogue.yaml",
+)
 
 _VERSION = re.compile(r"(?<![\w.])v?\d+(?:\.\d+)+(?:[a-z]+\d*)?(?:\.post\d+)?(?![\w.])")
 _REVISION = re.compile(r"\b[0-9a-f]{12}\b")
