@@ -40,6 +40,11 @@ id: {id}  # unique across scenarios/; names the snapshot file __snapshots__/{id}
 title: "Say what changes and what autogenerate does with it (e.g. '...: not detected')"
 # migrate_options:            # keyword arguments for Migrate(app, db, ...), as a reader passes them
 #   compare_server_default: true
+#   include_object: {{code: include_object}}   # a hook function, defined in `hooks`
+# hooks: |                    # Python written in app/__init__.py before Migrate(...)
+#   def include_object(object, name, type_, reflected, compare_to):
+#       return True
+# fixes: [column_rename]      # a fix scenario: the ids of the pitfalls it repairs (detection table)
 # known_failures:             # an invariant known not to hold, and why (fails if it starts holding)
 #   roundtrip: "why downgrade base + upgrade does not come back the same"
 steps:
@@ -70,7 +75,16 @@ steps:
       - migrate: add phone
       - upgrade
       - query: SELECT id, name, phone FROM owners ORDER BY id  # rows go into the snapshot
-      # A command that should fail: `- upgrade:` with `expect: failure` on the next line.
+      - heads                         # any flask db command, bare, with a value or with options:
+      - history:                      # stdout of heads/current/history/show/--sql is recorded
+          rev_range: "<rev1>:"        # <rev1>, <rev2>... the run's revisions; <rev:add phone> by message
+      # Adjust a revision before the next command ("please adjust!"): a new upgrade()/downgrade()
+      # body, `replace: [{{old: ..., new: ...}}]` or `diff: |`; `revision: <rev2>` names another one.
+      # - edit:
+      #     upgrade: |
+      #       op.add_column("owners", sa.Column("phone", sa.String(length=20), nullable=True))
+      # A command that should fail: `- upgrade:` with `expect: failure` on the next line, and
+      # `match: <regular expression of the error line>` and `why: <the reason>` beside it.
       # Ending with `upgrade` (to head) makes the harness check the invariants: autogenerate
       # finds nothing more, and downgrade base + upgrade gives the same schema back.
       - upgrade

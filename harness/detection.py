@@ -18,6 +18,11 @@ The rule (documented for readers in the generated page and in docs/scenarios.md)
   data the models allow (an ``sql`` step marked ``expect: failure``); or data was lost (a later
   ``query`` returns fewer rows than the scenario's first ``query``, or NULL where it had a value).
 * **complete**: otherwise.
+
+A *fix scenario* (one whose file says ``fixes: [ids]``) shows how a reader repairs another
+scenario's pitfall; the **Fix** column links each pitfall to its fixes and each fix to what it
+fixes. In a fix scenario, a command expected to fail is the fix at work (the database now refuses
+what the models forbid), so it does not make the fix partial.
 """
 
 from __future__ import annotations
@@ -61,6 +66,8 @@ class Row:
     title: str
     produced: tuple[str, ...]  # one summary per change step
     verdict: Verdict
+    id: str = ""
+    fixes: tuple[str, ...] = ()  # ids of the scenarios this one fixes
 
 
 def change_steps(scenario: Scenario) -> list[int]:
@@ -121,7 +128,7 @@ def _data_lost(observation: dict[str, Any]) -> str | None:
     return None
 
 
-def classify(observation: dict[str, Any], changes: list[int]) -> Verdict:
+def classify(observation: dict[str, Any], changes: list[int], fix: bool = False) -> Verdict:
     """The verdict for one scenario's observations, given the indexes of its change steps."""
     steps = observation["steps"]
     missed = [
@@ -136,7 +143,7 @@ def classify(observation: dict[str, Any], changes: list[int]) -> Verdict:
     ]
     for step in steps:
         for command in step["commands"]:
-            if command.get("expect") != "failure":
+            if command.get("expect") != "failure" or fix:
                 continue
             if command["command"].startswith("sql:"):
                 reasons.append("the database refused data the models allow")
@@ -167,8 +174,23 @@ def build_row(path: Path, repo: Path = ROOT, stack: str = REFERENCE_STACK) -> Ro
         path=shown.as_posix(),
         title=scenario.title,
         produced=tuple(f"step {i + 1}: {describe_step(observation['steps'][i])}" for i in changes),
-        verdict=classify(observation, changes),
+        verdict=classify(observation, changes, fix=bool(scenario.fixes)),
+        id=scenario.id,
+        fixes=scenario.fixes,
     )
+
+
+def _link(row: Row) -> str:
+    return f"[{_cell(row.path.removeprefix('scenarios/'))}](../{row.path})"
+
+
+def fix_cell(row: Row, rows: list[Row]) -> str:
+    """The fix scenarios of a pitfall, or what a fix scenario fixes."""
+    by_id = {r.id: r for r in rows}
+    if row.fixes:
+        fixed = [_link(by_id[i]) if i in by_id else f"{i} (no such scenario)" for i in row.fixes]
+        return "fixes " + ", ".join(fixed)
+    return "<br>".join(_link(r) for r in rows if row.id in r.fixes)
 
 
 def _cell(text: str) -> str:
@@ -194,6 +216,10 @@ more than once, its first migrate step only sets up the starting point.
   marked `expect: failure`), or data is lost (a later `query` returns fewer rows than the first
   `query`, or NULL where it had a value).
 - **complete**: otherwise.
+
+**Fix** links a pitfall to the scenario that shows how a reader repairs it (the migration adjusted
+before `upgrade`, a name given, a revision written by hand), with `query` proving the data kept.
+In a fix scenario a command expected to fail is the fix at work, not a partial result.
 """
 
 
@@ -204,15 +230,16 @@ def render(rows: list[Row], stack: str = REFERENCE_STACK) -> str:
         f"{len(rows)} scenarios: {counts[COMPLETE]} complete, {counts[PARTIAL]} partial, "
         f"{counts[MISSED]} missed.",
         "",
-        "| Scenario | Change | Autogenerate produced | Result | Why |",
-        "|---|---|---|---|---|",
+        "| Scenario | Change | Autogenerate produced | Result | Why | Fix |",
+        "|---|---|---|---|---|---|",
     ]
     for row in rows:
         name = row.path.removeprefix("scenarios/")
         lines.append(
             f"| [{_cell(name)}](../{row.path}) | {_cell(row.title)} | "
             f"{'<br>'.join(_cell(p) for p in row.produced) or '(no change step)'} | "
-            f"**{row.verdict.result}** | {'<br>'.join(_cell(r) for r in row.verdict.reasons)} |"
+            f"**{row.verdict.result}** | {'<br>'.join(_cell(r) for r in row.verdict.reasons)} | "
+            f"{fix_cell(row, rows)} |"
         )
     return "\n".join(lines) + "\n"
 

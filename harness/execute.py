@@ -2,7 +2,10 @@
 
 `execute` only observes. It runs each step's commands through the session's runner against
 the scenario's database, reads the revision files and the schema after every step, checks the
-invariants when the scenario ends at head, and returns a `ScenarioRun`. The first unexpected
+invariants when the scenario ends at head, and returns a `ScenarioRun`. After every successful
+``flask db upgrade`` without a target (or to ``head``) it checks that the database's
+``alembic_version`` holds exactly the heads of the revision files, so an upgrade that exits 0
+but applies nothing fails at that step, not one step later. The first unexpected
 failure is kept as a message that names the scenario file, the step and what to do; whether
 the scenario passed is for `judge` to say.
 """
@@ -15,8 +18,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from harness import editing
+from harness.commands_spec import SPECS, RevisionReferenceError, cap_rows
 from harness.observe import schema
-from harness.observe.migration import RevisionFileError, read_revision
+from harness.observe.migration import Revision, RevisionFileError, read_revision
 from harness.project import Project
 from harness.records import CommandRecord, InvariantResult, ScenarioRun, StepRecord
 from harness.runners.base import Runner, error_line
@@ -42,12 +47,6 @@ def map_model_lines(text: str, project: Project, step: Step, scenario_path: Path
     return pattern.sub(repl, text)
 
 
-def _flask_args(command: Command) -> list[str]:
-    if command.name == "migrate":
-        return ["migrate", "-m", command.arg or ""]
-    return [command.name, *([command.arg] if command.arg else [])]
-
-
 def _run_sql(url: sa.URL, command: Command, record: CommandRecord, timeout: float) -> None:
     # The server stops a statement that outlives the command timeout (`SELECT pg_sleep(...)`, a
     # lock wait): a hang in the harness's own SQL is reported like a hanging `flask db` command.
@@ -59,11 +58,40 @@ def _run_sql(url: sa.URL, command: Command, record: CommandRecord, timeout: floa
         with engine.begin() as conn:
             result = conn.execute(sa.text(command.arg or ""))
             if command.name == "query":
-                record.rows = [[_plain(v) for v in row] for row in result]
+                record.rows, record.rows_total = cap_rows([[_plain(v) for v in row] for row in result])
     except sa.exc.DBAPIError as exc:
         record.sql_error = str(exc.orig).strip()
     finally:
         engine.dispose()
+
+
+def applied_versions(url: sa.URL) -> list[str] | None:
+    """The rows of the database's ``alembic_version`` (None when the table does not exist)."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            if not sa.inspect(conn).has_table("alembic_version"):
+                return None
+            return sorted(r[0] for r in conn.execute(sa.text("SELECT version_num FROM alembic_version")))
+    finally:
+        engine.dispose()
+
+
+def heads(revisions: list[Revision]) -> list[str]:
+    """The revisions no other revision names as its down_revision (a merge names several)."""
+    parents: set[str] = set()
+    for rev in revisions:
+        down = rev.down_revision
+        parents.update(down if isinstance(down, tuple | list) else [down] if down else [])
+    return sorted(r.revision for r in revisions if r.revision not in parents)
+
+
+def upgrade_mismatch(applied: list[str] | None, expected: list[str]) -> str | None:
+    """Why the database is not at the heads after an upgrade to head, or None when it is."""
+    if applied == expected:
+        return None
+    at = "has no alembic_version table" if applied is None else f"is at {applied or '(no revision)'}"
+    return f"exited 0 but the database {at}, not at the heads of the revision files {expected}"
 
 
 def _plain(value: Any) -> Any:
@@ -108,6 +136,8 @@ class _Run:
     def _step(self, step: Step) -> bool:
         record = StepRecord(step=step)
         self.run.steps.append(record)
+        if step is self.scenario.steps[0] and self.scenario.hooks:
+            self.project.write_hooks(self.scenario.hooks)
         if step.models is not None:
             self.project.write_models(step.models)
         for command in step.commands:
@@ -126,11 +156,21 @@ class _Run:
             _run_sql(self.url, command, entry, self.timeout)
             failed, output = entry.sql_error is not None, entry.sql_error or ""
             headline = output.splitlines()[0] if output else ""
+        elif command.name == "edit":
+            entry.edit, problem = editing.run_edit(self.project, command, self.run)
+            if problem:
+                self.fail(step, command, f"the edit does not apply: {problem}", EDIT_TODO)
+            return not problem
         else:
             if command.name == "upgrade" and self.baseline is None:
                 self.baseline = schema.catalog_schema(self.url)
             before = set(self.project.revision_files())
-            result = self.runner.flask_db(self.project.root, _flask_args(command))
+            try:
+                args = command.argv(editing.resolver(self.run))
+            except RevisionReferenceError as exc:
+                self.fail(step, command, str(exc), REFERENCE_TODO)
+                return False
+            result = self.runner.flask_db(self.project.root, args)
             entry.result = result
             output = map_model_lines(result.output, self.project, step, self.scenario.path)
             headline = error_line(output)
@@ -143,7 +183,7 @@ class _Run:
                 )
                 return False
             failed = not result.ok
-            if command.name == "migrate" and not failed:
+            if SPECS[command.name].writes_revision and not failed:
                 record.detected += DETECTED.findall(result.output)
                 try:
                     record.revisions += [
@@ -167,6 +207,33 @@ class _Run:
                 command,
                 "succeeded, but the scenario expects it to fail",
                 "remove `expect: failure` if success is now the right behaviour",
+            )
+            return False
+        offline = bool(command.options.get("sql"))  # --sql prints the SQL and leaves the database
+        if (
+            command.name == "upgrade"
+            and command.arg in (None, "head", "heads")
+            and not failed
+            and not offline
+        ):
+            return self._at_heads(step, command, output)
+        return True
+
+    def _at_heads(self, step: Step, command: Command, output: str) -> bool:
+        """An upgrade to head must leave alembic_version holding exactly the files' heads."""
+        try:
+            expected = heads([read_revision(p) for p in self.project.revision_files()])
+        except RevisionFileError as exc:
+            self.fail(step, command, str(exc), "check the stack's Alembic templates")
+            return False
+        problem = upgrade_mismatch(applied_versions(self.url), expected)
+        if problem:
+            self.fail(
+                step,
+                command,
+                f"{problem}\noutput:\n{output or '(none)'}",
+                "an upgrade that applies nothing is a silent no-op: look in the output above for the "
+                "database and the migrations folder it used, or an error it swallowed",
             )
             return False
         return True
@@ -244,6 +311,14 @@ def _base_differences(baseline: dict[str, Any] | None, at_base: dict[str, Any]) 
     return out + schema.schema_diff(strip(baseline), strip(at_base), ("in the baseline", "at base"))
 
 
+EDIT_TODO = (
+    "make the edit match the file as the stack wrote it (`show` prints it; a diff's context lines "
+    "must match exactly), or use `replace` or a new upgrade()/downgrade() body"
+)
+REFERENCE_TODO = (
+    "refer only to revisions created earlier in the scenario: <rev1>, <rev2>... count them in order "
+    "of creation, <rev:message> names one by its message"
+)
 SERVER_GONE = (
     "check that the PostgreSQL server is running and reachable (a throwaway server's log is in its "
     "migrate-harness-pg-* folder while it runs); the scenarios after this one fail the same way "

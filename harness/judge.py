@@ -9,12 +9,15 @@ Every reason starts with one line that says what went wrong; the detail follows 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from typing import Any
 
 from packaging.specifiers import SpecifierSet
 
-from harness.records import ScenarioRun
+from harness.observe.commands import truncation_note
+from harness.records import CommandRecord, ScenarioRun
+from harness.runners.base import error_line
 from harness.scenario import Scenario
 from harness.store import Comparison
 
@@ -96,10 +99,54 @@ def lost_changes(expected: Any, observed: dict[str, Any]) -> list[str]:
     return out
 
 
+def _error_headline(record: CommandRecord) -> str:
+    if record.result is not None:
+        return error_line(record.result.output)
+    return (record.sql_error or "").strip().splitlines()[0] if record.sql_error else ""
+
+
+def failure_mismatches(run: ScenarioRun) -> list[str]:
+    """Expected failures that failed for another reason than the scenario's `match:` says.
+
+    A command marked `expect: failure` that fails for any reason would otherwise pass: a typo in the
+    models fails the upgrade as surely as the pitfall the scenario shows. `match` pins the reason.
+    """
+    out = []
+    for step in run.steps:
+        for record in step.commands:
+            command = record.command
+            failed = record.sql_error is not None or (record.result is not None and not record.result.ok)
+            if not (command.expect_failure and command.match and failed):
+                continue
+            headline = _error_headline(record)
+            if re.search(command.match, headline):
+                continue
+            why = f" ({command.why})" if command.why else ""
+            out.append(
+                f"{run.scenario.path}:{command.line}: step {step.step.name!r}, command `{command.label}` "
+                f"failed, but not as expected{why}: its error line does not match `{command.match}`: "
+                f"{headline}\nWhat to do: if the failure is still the one the scenario shows, widen `match`; "
+                "otherwise fix what now makes the command fail."
+            )
+    return out
+
+
+def run_warnings(run: ScenarioRun) -> list[str]:
+    """What deserves a word although it does not fail the scenario: query results cut short."""
+    return [
+        f"{run.scenario.path}:{r.command.line}: `{r.command.label}`: "
+        + truncation_note(len(r.rows or []), r.rows_total)
+        for step in run.steps
+        for r in step.commands
+        if r.rows_total is not None
+    ]
+
+
 def run_problems(run: ScenarioRun) -> list[str]:
     """What went wrong in the run itself, whatever the snapshot says."""
     scenario = run.scenario
     problems = [run.error] if run.error else []
+    problems += failure_mismatches(run)
     for inv in run.invariants:
         if not inv.ok and not inv.known:
             problems.append(f"invariant {inv.name!r} failed: {inv.detail}")
@@ -144,7 +191,8 @@ def judge_scenario(
             f"broken_on lists stack {stack!r} ({broken}), but the scenario now passes there.\n"
             f"What to do: remove {stack!r} from broken_on and record its snapshot."
         )
-    return Outcome(FAIL, tuple(problems)) if problems else Outcome(PASS)
+    warnings = tuple(run_warnings(run))
+    return Outcome(FAIL, tuple(problems), warnings) if problems else Outcome(PASS, warnings=warnings)
 
 
 # -- claims ------------------------------------------------------------------------------------
@@ -159,11 +207,24 @@ class ClaimFinding:
     observed: str
     article: str
     reason: str = ""
+    details: dict[str, Any] = field(default_factory=dict)  # the check's evidence, as plain data
 
     @property
     def evidence(self) -> str:
         why = f"\nwhy: {self.reason}" if self.reason else ""
         return f"article says:\n{self.article}\nobserved:\n{self.observed}{why}"
+
+    @property
+    def record(self) -> dict[str, Any]:
+        """What is kept on record (``claims/verdicts/<stack>.yaml``): the verdict and its
+        normalised evidence, so that a change of evidence shows as a diff even when the verdict
+        stays. The article's words are not recorded: they are the article's, not an observation."""
+        out: dict[str, Any] = {"verdict": self.verdict, "observed": self.observed}
+        if self.reason:
+            out["why"] = self.reason
+        if self.details:
+            out["evidence"] = self.details
+        return out
 
 
 def judge_claim_gate(finding: ClaimFinding, strict: bool = False) -> Outcome:
@@ -179,27 +240,87 @@ def judge_claim_gate(finding: ClaimFinding, strict: bool = False) -> Outcome:
     return Outcome(PASS)
 
 
+def judge_repaired_article(
+    verdicts: dict[str, str], error: str | None = None, blocking: bool = True
+) -> Outcome:
+    """The repaired article's rule: it verifies only when every claim holds on today's releases.
+    In the main job (not `blocking`) a repaired article that does not verify is an expected
+    failure: the job's exit code is the article as written's alone."""
+    status = FAIL if blocking else XFAIL
+    if error:
+        return Outcome(status, (f"the repaired article could not be followed: {error}",))
+    short = {claim: v for claim, v in verdicts.items() if v != HOLDS}
+    if short:
+        listed = "; ".join(f"{claim}: {v}" for claim, v in short.items())
+        return Outcome(
+            status, (f"the repaired article does not verify: {len(short)} claim(s) do not hold: {listed}",)
+        )
+    return Outcome(PASS)
+
+
+def judge_repair_column(finding: ClaimFinding) -> Outcome:
+    """A claim on the article with the repair: the gate's rule, except that a broken claim is an
+    expected failure (xfail), so the main job's exit code stays that of the article as written."""
+    outcome = judge_claim_gate(finding)
+    return Outcome(XFAIL, outcome.reasons, outcome.warnings) if outcome.failed else outcome
+
+
 def judge_claim_record(finding: ClaimFinding, comparison: Comparison, key: str) -> Outcome:
-    """The recorded rule (what ``tox`` runs): any change from the record fails, either way."""
+    """The recorded rule (what ``tox`` runs): any change from the record fails, either way: a
+    changed verdict, and a changed evidence under the same verdict (with the diff)."""
     verdict, evidence = finding.verdict, finding.evidence
+    update = "run with --snapshot-update to record it, then review the file."
+    if not comparison.exists:
+        return Outcome(FAIL, (f"no recorded verdict in {comparison.path} (observed: {verdict}); {update}",))
+    expected = comparison.expected
+    recorded = expected.get("verdict") if isinstance(expected, dict) else None
+    if recorded not in VERDICTS:
+        return Outcome(
+            FAIL,
+            (
+                f"{comparison.path}: {key}: the record has no verdict with its evidence "
+                f"(found {expected!r}; a verdict is one of {VERDICTS}); {update}",
+            ),
+        )
+    if recorded != verdict:
+        return Outcome(
+            FAIL,
+            (
+                f"verdict changed: recorded {recorded!r}, observed {verdict!r}\n{evidence}\n"
+                f"(- recorded, + observed):\n{comparison.diff}"
+                "If the change is real, record it with --snapshot-update, and update the article or its "
+                "docs.",
+            ),
+        )
+    if comparison.diff:
+        return Outcome(
+            FAIL,
+            (
+                f"evidence changed under the same verdict ({verdict!r}) "
+                f"(- recorded, + observed):\n{comparison.diff}"
+                "If the change is real, record it with --snapshot-update and review the diff.",
+            ),
+        )
+    return Outcome(PASS)
+
+
+def judge_transcript(comparison: Comparison, stack: str) -> Outcome:
+    """A stack's claims transcript: any changed line fails, with the diff, whatever the verdicts."""
     if not comparison.exists:
         return Outcome(
             FAIL,
             (
-                f"no recorded verdict in {comparison.path} (observed: {verdict}); run with "
-                "--snapshot-update to record it, then review the file.",
+                f"no recorded transcript {comparison.path} for stack {stack!r}; run with "
+                "--snapshot-update to record it, then read the file.",
             ),
         )
-    expected = comparison.expected
-    if expected not in VERDICTS:
-        return Outcome(FAIL, (f"{comparison.path}: {key}: {expected!r} is not one of {VERDICTS}",))
-    if expected != verdict:
+    if comparison.diff:
         return Outcome(
             FAIL,
             (
-                f"verdict changed: recorded {expected!r}, observed {verdict!r}\n{evidence}\n"
-                "If the change is real, record it with --snapshot-update, and update the article or its "
-                "docs.",
+                f"the transcript of the article's commands on {stack!r} changed "
+                f"(- {comparison.path}, + observed):\n{comparison.diff}"
+                "If the change is real, run with --snapshot-update and review the diff.",
             ),
         )
     return Outcome(PASS)

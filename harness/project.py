@@ -37,6 +37,14 @@ class Project:
             return []
         return sorted(self.versions_dir.glob("*.py"))
 
+    def write_hooks(self, hooks: str) -> None:
+        """Python a reader writes in app/__init__.py just before the ``Migrate(...)`` call (hook
+        functions that `migrate_options` pass by name, e.g. ``include_object``)."""
+        init = self.root / "app" / "__init__.py"
+        text = init.read_text()
+        start = text.rfind("\n", 0, text.index("Migrate(app, db")) + 1
+        init.write_text(text[:start] + hooks.rstrip("\n") + "\n\n\n" + text[start:])
+
     def write_models(self, models: str) -> None:
         header = (self.fixture / "app" / "models.py").read_text()
         self.models_file.write_text(header + "\n\n" + models)
@@ -47,7 +55,10 @@ class Project:
 def _migrate_call(options: dict[str, Any]) -> str:
     if not options:
         return MIGRATE_CALL
-    args = ", ".join(f"{key}={value!r}" for key, value in options.items())
+    # {"code": "include_object"} is Python written as is: a hook function the scenario's `hooks` define
+    args = ", ".join(
+        f"{key}={value['code'] if isinstance(value, dict) else repr(value)}" for key, value in options.items()
+    )
     return f"Migrate(app, db, {args})"
 
 

@@ -21,6 +21,8 @@ class CommandRecord:
     result: CommandResult | None = None  # None for the harness's own SQL
     rows: list[list[Any]] | None = None  # for `query`
     sql_error: str | None = None
+    rows_total: int | None = None  # for `query`: how many rows there were when `rows` holds only some
+    edit: dict[str, str] | None = None  # for `edit`: the file, the change as a diff, the file after it
 
 
 @dataclass

@@ -9,6 +9,7 @@ schema error's path back into a line number.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -17,7 +18,9 @@ from typing import Any
 import jsonschema
 import yaml
 
-COMMAND_NAMES = ("init", "migrate", "upgrade", "downgrade", "sql", "query")
+from harness import commands_spec
+from harness.commands_spec import COMMAND_NAMES, SPECS
+from harness.edit import Edit
 
 
 class ScenarioError(Exception):
@@ -29,19 +32,37 @@ class Command:
     """One thing a step does: a ``flask db`` command, or SQL run by the harness itself."""
 
     name: str  # one of COMMAND_NAMES
-    arg: str | None = None  # migrate message, upgrade/downgrade target, SQL text
+    arg: str | None = None  # migrate message, upgrade/downgrade target, SQL text (the scalar form)
     expect_failure: bool = False
     expect_any: bool = False  # the outcome is observed (and snapshotted) but not judged: stacks differ
     line: int = 0
+    options: dict[str, Any] = field(default_factory=dict)  # a `flask db` command's options (commands_spec)
+    match: str | None = None  # with expect_failure: a regular expression the error line must match
+    why: str | None = None  # with expect_failure: why it fails, in the author's words
+    edit: Edit | None = None  # for `edit`
 
     @property
     def label(self) -> str:
         """How the command reads in reports: the CLI line a reader would type."""
-        if self.name == "migrate":
-            return f"flask db migrate -m {self.arg!r}"
+        if self.edit is not None:
+            return self.edit.label
         if self.name in ("sql", "query"):
             return f"{self.name}: {self.arg}"
+        # the first six commands keep the labels their snapshots hold; the rest show the full line
+        if (self.options and self.arg is None) or self.name not in (
+            "init",
+            "migrate",
+            "upgrade",
+            "downgrade",
+        ):
+            return commands_spec.label(self.name, self.options)
+        if self.name == "migrate":
+            return f"flask db migrate -m {self.arg!r}"
         return " ".join(["flask db", self.name, *([self.arg] if self.arg else [])])
+
+    def argv(self, resolver: Any = lambda s: s) -> list[str]:
+        """The arguments after `flask db`, revision references resolved by `resolver`."""
+        return commands_spec.argv(self.name, self.options, resolver)
 
 
 @dataclass(frozen=True)
@@ -63,6 +84,8 @@ class Scenario:
     known_failures: dict[str, str] = field(default_factory=dict)  # invariant name -> why
     requires: dict[str, str] = field(default_factory=dict)  # distribution -> version specifier
     broken_on: dict[str, str] = field(default_factory=dict)  # stack -> why it cannot pass there
+    hooks: str | None = None  # Python text written before Migrate(...) in app/__init__.py
+    fixes: tuple[str, ...] = ()  # ids of the scenarios whose pitfall this one fixes
 
     @property
     def snapshot_dir(self) -> Path:
@@ -115,7 +138,12 @@ def _describe(error: jsonschema.ValidationError, root: yaml.Node) -> tuple[int, 
         extra = sorted(set(error.instance) - set(allowed))
         key = extra[0] if extra else "?"
         line = _key_line(node, key) or line
-        if not error.absolute_path or "commands" not in error.absolute_path:
+        if path and path[-1] in SPECS:
+            return line, (
+                f"{where}: unknown option {key!r} for `flask db {path[-1]}`; its options: "
+                f"{', '.join(o.key for o in SPECS[path[-1]].options) or 'none'}"
+            )
+        if not error.absolute_path or "commands" not in error.absolute_path or path[-1] == "edit":
             return line, f"{where}: unknown key {key!r}; allowed keys here: {', '.join(allowed)}"
         return line, f"{where}: unknown key {key!r}; a command is one of {', '.join(COMMAND_NAMES)}"
     if error.validator == "not" and path == ["migrate_options"]:
@@ -125,6 +153,10 @@ def _describe(error: jsonschema.ValidationError, root: yaml.Node) -> tuple[int, 
             f"migrate_options: {error.instance!r} cannot be set by a scenario: the migrations folder "
             "and the `flask db` command stay the temporary project's own"
         )
+    if error.validator == "oneOf" and path and path[-1] == "edit":
+        return line, f"{where}: an edit needs exactly one of diff, replace, or upgrade/downgrade bodies"
+    if error.validator == "not" and path and path[-1] == "edit":
+        return line, f"{where}: an edit names either `revision` or `file`, not both"
     if error.validator == "oneOf" and isinstance(error.instance, dict):
         return line, f"{where}: a command needs exactly one of {', '.join(COMMAND_NAMES)}"
     if error.validator == "anyOf":
@@ -135,32 +167,71 @@ def _describe(error: jsonschema.ValidationError, root: yaml.Node) -> tuple[int, 
         shaped = [e for e in context if e.schema_path[0] not in wrong_shape]
         if shaped:
             return _describe(shaped[0], root)
+    if error.validator in ("oneOf", "anyOf") and error.context:
+        # A value of a shape no branch takes (a list where a message or options go): name the
+        # shapes that are taken, not "not valid under any of the given schemas".
+        kinds = [e.validator_value for e in error.context if e.validator == "type" and not e.relative_path]
+        if len(kinds) == len(error.context):
+            names = [repr(t) for k in kinds for t in ([k] if isinstance(k, str) else k)]
+            names = list(dict.fromkeys(names))
+            shapes = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+            return line, f"{where}: {error.instance!r} is not of type {shapes}"
     if error.validator == "enum" and "commands" in path:
         return line, (
-            f"{where}: unknown command {error.instance!r}; write init or upgrade alone, "
-            "or one of migrate, upgrade, downgrade, sql, query with a value (migrate: a message)"
+            f"{where}: unknown command {error.instance!r}; write a `flask db` command alone "
+            f"({', '.join(SPECS)}), or with a value or options, or one of sql, query, edit with a value"
         )
     return line, f"{where}: {error.message}"
 
 
-def _step_commands(raw: list[Any], nodes: yaml.SequenceNode) -> tuple[Command, ...]:
+def _edit(raw: dict[str, Any]) -> Edit:
+    return Edit(
+        revision=raw.get("revision"),
+        file=raw.get("file"),
+        diff=raw.get("diff"),
+        replace=tuple((r["old"], r["new"]) for r in raw.get("replace") or ()),
+        upgrade=raw.get("upgrade"),
+        downgrade=raw.get("downgrade"),
+    )
+
+
+def _command(item: dict[str, Any], line: int, where: str) -> Command:
+    name = next(k for k in COMMAND_NAMES if k in item)
+    arg = item[name]
+    expect = item.get("expect")
+    for key in ("match", "why"):
+        if key in item and expect != "failure":
+            raise ScenarioError(f"{where}: `{key}` goes with `expect: failure`; add it or remove `{key}`.")
+    if "match" in item:
+        try:
+            re.compile(item["match"])
+        except re.error as exc:
+            raise ScenarioError(f"{where}: `match` is not a valid regular expression: {exc}.") from None
+    edit = _edit(arg) if name == "edit" else None
+    if edit and edit.file and (edit.upgrade is not None or edit.downgrade is not None):
+        raise ScenarioError(f"{where}: new upgrade()/downgrade() bodies go in a revision, not in `file`.")
+    scalar = not isinstance(arg, dict | list) and arg is not None
+    return Command(
+        name=name,
+        arg=str(arg) if scalar else None,
+        expect_failure=expect == "failure",
+        expect_any=expect == "any",
+        line=line,
+        options=commands_spec.options_of(name, arg) if name in SPECS else {},
+        match=item.get("match"),
+        why=item.get("why"),
+        edit=edit,
+    )
+
+
+def _step_commands(raw: list[Any], nodes: yaml.SequenceNode, path: Path) -> tuple[Command, ...]:
     commands = []
     for item, node in zip(raw, nodes.value, strict=True):
         line = node.start_mark.line + 1
         if isinstance(item, str):
             commands.append(Command(name=item, line=line))
             continue
-        name = next(k for k in COMMAND_NAMES if k in item)
-        arg = item[name]
-        commands.append(
-            Command(
-                name=name,
-                arg=None if arg is None else str(arg),
-                expect_failure=item.get("expect") == "failure",
-                expect_any=item.get("expect") == "any",
-                line=line,
-            )
-        )
+        commands.append(_command(item, line, f"{path}:{line}"))
     return tuple(commands)
 
 
@@ -201,7 +272,7 @@ def parse_scenario(text: str, path: Path) -> Scenario:
                 name=raw_step["name"],
                 models=raw_step.get("models"),
                 models_line=_text_start(models_node) if "models" in raw_step else 0,
-                commands=_step_commands(raw_step["commands"], _node_at(step_node, ["commands"])),
+                commands=_step_commands(raw_step["commands"], _node_at(step_node, ["commands"]), path),
                 line=step_node.start_mark.line + 1,
             )
         )
@@ -214,6 +285,8 @@ def parse_scenario(text: str, path: Path) -> Scenario:
         known_failures=dict(data.get("known_failures", {})),
         requires={k.lower(): v for k, v in data.get("requires", {}).items()},
         broken_on=dict(data.get("broken_on", {})),
+        hooks=data.get("hooks"),
+        fixes=tuple(data.get("fixes", ())),
     )
 
 

@@ -115,6 +115,15 @@ OPTIONS = (
         ),
     ),
     OptionSpec(
+        "--article",
+        dict(
+            default=None,
+            metavar="PATH",
+            help="the article text whose claims are checked (default: the migrate_harness_article ini "
+            "option, else $MIGRATE_HARNESS_ARTICLE, else ../shared/article/flask-migrate-autogenerate.txt)",
+        ),
+    ),
+    OptionSpec(
         "--keep-projects",
         dict(
             default=None, metavar="DIR", help="copy each scenario's temporary project into DIR, for debugging"
@@ -235,6 +244,12 @@ class Session:
         which are keyed by their resolved pins rather than by a stacks.toml entry)."""
         self.stacks[env.stack.name] = env.stack
         self._envs[env.stack.name] = runnable(env)
+
+    def release(self, stack: str) -> None:
+        """Stop the runners kept for `stack` (a fork server each): the timeline probes a hundred
+        date stacks in one session and must not keep a server running for each."""
+        for key in [k for k in self._runners if k[1] == stack]:
+            self._runners.pop(key).close()
 
     def runner(self, stack: str, kind: str | None = None) -> Runner:
         """A runner for `stack`: --runner's kind unless `kind` names another; one of each per

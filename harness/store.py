@@ -13,8 +13,13 @@ unused:
   differs from the common one, and removes a variant that has become redundant.
 
 - **Claim records**, one file per stack (``claims/verdicts/<stack>.yaml``), one entry per
-  claim. xdist workers share such a file, so its read-modify-write holds a lock on the folder
-  (a lock file would itself need cleaning up).
+  claim: its verdict and its normalised evidence. xdist workers share such a file, so its
+  read-modify-write holds a lock on the folder (a lock file would itself need cleaning up).
+
+- **Claims transcripts**, one file per stack (``claims/transcripts/<stack>.yaml``): every
+  command the probe ran, as a reader sees it. A file of its own, not an entry among the
+  records: it belongs to the stack's probe, not to any one claim, it reads top to bottom like a
+  terminal session (cram's discipline), and a changed line shows as one diff in one place.
 
 A snapshot that belongs to no scenario, claim or stack is unused: the run fails naming it, and
 ``--snapshot-update`` deletes it (syrupy's rule). Nothing here decides pass or fail; `judge` does.
@@ -37,6 +42,7 @@ from harness.scenario import SNAPSHOT_DIR, scenario_ids_in
 
 REFERENCE_STACK = "current"
 RECORDS_DIR = "verdicts"
+TRANSCRIPTS_DIR = "transcripts"
 
 
 class SnapshotError(Exception):
@@ -214,10 +220,41 @@ def write_record(observed: Any, path: Path, key: str) -> bool:
         return True
 
 
+def transcript_file(catalogue: Path, stack: str) -> Path:
+    return catalogue.parent / TRANSCRIPTS_DIR / f"{stack}.yaml"
+
+
+def compare_file(observed: Any, path: Path) -> Comparison:
+    """A whole-file snapshot (a stack's claims transcript) against `observed`."""
+    if not path.exists():
+        return Comparison(path=path, exists=False, diff="")
+    expected = read(path)
+    return Comparison(
+        path=path,
+        exists=True,
+        diff=_diff(path.read_text(encoding="utf-8"), dump(observed), path.name),
+        expected=expected,
+    )
+
+
+def write_file(observed: Any, path: Path) -> bool:
+    """Write a whole-file snapshot; True when the file changed."""
+    text = dump(observed)
+    if path.exists() and path.read_text(encoding="utf-8") == text:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return True
+
+
 def unused_records(catalogue: Path, claim_ids: set[str], stacks: set[str]) -> list[tuple[Path, str | None]]:
-    """Record files of stacks no longer defined (key None), and entries of claims not in the catalogue."""
+    """Record and transcript files of stacks no longer defined (key None), and record entries
+    of claims not in the catalogue."""
+    transcripts = catalogue.parent / TRANSCRIPTS_DIR
+    unused: list[tuple[Path, str | None]] = [
+        (path, None) for path in sorted(transcripts.glob("*.yaml")) if path.stem not in stacks
+    ]
     folder = catalogue.parent / RECORDS_DIR
-    unused: list[tuple[Path, str | None]] = []
     for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
         if path.stem not in stacks:
             unused.append((path, None))

@@ -32,6 +32,18 @@ def test_the_library_holds_every_verdict() -> None:
     assert results == {COMPLETE, PARTIAL, MISSED}
 
 
+def test_every_fix_names_a_pitfall_of_the_library_and_is_complete() -> None:
+    """A fix scenario repairs a partial or missed row, and is itself complete: else it fixes nothing."""
+    rows = {r.id: r for r in (detection.build_row(p) for p in scenario_files(detection.SCENARIOS))}
+    fixes = [r for r in rows.values() if r.fixes]
+    assert fixes, "the library has fix scenarios"
+    for fix in fixes:
+        assert fix.verdict.result == COMPLETE, (fix.path, fix.verdict)
+        for pitfall in fix.fixes:
+            assert pitfall in rows, f"{fix.path}: fixes {pitfall!r}, which is no scenario id"
+            assert rows[pitfall].verdict.result in (PARTIAL, MISSED), (fix.path, pitfall)
+
+
 # --- the rule, on small hand-built observations -------------------------------------------------
 
 

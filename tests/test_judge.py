@@ -14,6 +14,7 @@ from harness.judge import (
     judge_claim_gate,
     judge_claim_record,
     judge_scenario,
+    judge_transcript,
 )
 from harness.records import InvariantResult, ScenarioRun
 from harness.scenario import Scenario
@@ -119,9 +120,9 @@ def test_the_gate_fails_broken_warns_drifted_skips_not_checked():
 
 def test_the_record_fails_on_any_change_either_way():
     path = Path("claims/verdicts/current.yaml")
-    same = Comparison(path=path, exists=True, diff="", expected="broken")
+    same = Comparison(path=path, exists=True, diff="", expected=finding("broken").record)
     assert judge_claim_record(finding("broken"), same, "install_line").status == PASS
-    better = Comparison(path=path, exists=True, diff="x", expected="broken")
+    better = Comparison(path=path, exists=True, diff="x", expected=finding("broken").record)
     changed = judge_claim_record(finding("holds"), better, "install_line")
     assert (
         changed.status == FAIL and changed.headline == "verdict changed: recorded 'broken', observed 'holds'"
@@ -130,5 +131,45 @@ def test_the_record_fails_on_any_change_either_way():
         finding("holds"), Comparison(path=path, exists=False, diff=""), "install_line"
     )
     assert absent.status == FAIL and absent.headline.startswith(f"no recorded verdict in {path}")
-    bogus = Comparison(path=path, exists=True, diff="x", expected="fine")
-    assert "is not one of" in judge_claim_record(finding("holds"), bogus, "install_line").headline
+    bogus = Comparison(path=path, exists=True, diff="x", expected={"verdict": "fine"})
+    assert (
+        "the record has no verdict with its evidence"
+        in judge_claim_record(finding("holds"), bogus, "k").headline
+    )
+    # a record of the verdict word alone (the old format) is not evidence
+    bare = Comparison(path=path, exists=True, diff="x", expected="holds")
+    assert judge_claim_record(finding("holds"), bare, "install_line").status == FAIL
+
+
+def test_a_changed_evidence_under_the_same_verdict_fails_with_the_diff():
+    path = Path("claims/verdicts/current.yaml")
+    diff = "-  observed: old text\n+  observed: observed text\n"
+    moved = Comparison(path=path, exists=True, diff=diff, expected={"verdict": "drifted", "observed": "old"})
+    outcome = judge_claim_record(finding("drifted"), moved, "install_line")
+    assert outcome.status == FAIL
+    assert outcome.headline == "evidence changed under the same verdict ('drifted') (- recorded, + observed):"
+    assert diff in outcome.message
+
+
+def test_the_record_keeps_verdict_evidence_and_reason_but_not_the_articles_words():
+    found = ClaimFinding("x [s]", "drifted", "seen", "the article's words", "why", {"extra": ["a"]})
+    assert found.record == {
+        "verdict": "drifted",
+        "observed": "seen",
+        "why": "why",
+        "evidence": {"extra": ["a"]},
+    }
+    assert ClaimFinding("x [s]", "holds", "seen", "said").record == {"verdict": "holds", "observed": "seen"}
+
+
+def test_a_changed_transcript_line_fails_with_the_diff_and_a_missing_one_says_what_to_run():
+    path = Path("claims/transcripts/current.yaml")
+    assert judge_transcript(Comparison(path=path, exists=True, diff=""), "current").status == PASS
+    diff = "+  stderr: |\n+    one extra line\n"
+    changed = judge_transcript(Comparison(path=path, exists=True, diff=diff), "current")
+    assert changed.status == FAIL and "+    one extra line" in changed.message
+    assert changed.headline == (
+        f"the transcript of the article's commands on 'current' changed (- {path}, + observed):"
+    )
+    missing = judge_transcript(Comparison(path=path, exists=False, diff=""), "current")
+    assert missing.status == FAIL and "--snapshot-update" in missing.headline

@@ -94,7 +94,8 @@ BAD_FILES = {
     ),
     "wrong_type.yaml": (
         "id: wrong_type\ntitle: t\nsteps:\n  - name: s\n    commands:\n      - migrate: [a, list]\n",
-        "scenarios/wrong_type.yaml:6: steps[0].commands[0].migrate: ['a', 'list'] is not of type 'string'",
+        "scenarios/wrong_type.yaml:6: steps[0].commands[0].migrate: ['a', 'list'] is not of type "
+        "'null', 'string', 'number' or 'object'",
     ),
 }
 

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.scenario import ScenarioError, parse_scenario
+from harness.edit import Edit
+from harness.scenario import Scenario, ScenarioError, parse_scenario
 
 PATH = Path("scenarios/x/example.yaml")
 
@@ -128,3 +129,56 @@ def test_unmet_requirements_compare_with_the_installed_versions():
         "sqlalchemy>=2.0 (installed: 1.4.54)"
     ]
     assert unmet_requirements({"flask_migrate": ">=4"}, {}) == ["flask_migrate>=4 (installed: none)"]
+
+
+# -- parsing ------------------------------------------------------------------------------------
+
+BASE = """\
+id: lang
+title: t
+steps:
+  - name: s
+    commands:
+{commands}"""
+
+
+def _parse(commands: str) -> Scenario:
+    return parse_scenario(BASE.format(commands=commands), Path("scenarios/x/lang.yaml"))
+
+
+def _error(commands: str) -> str:
+    with pytest.raises(ScenarioError) as info:
+        _parse(commands)
+    return str(info.value)
+
+
+def test_every_flask_command_parses_bare_with_a_value_and_with_options():
+    scenario = _parse(
+        "      - heads\n      - stamp: head\n"
+        "      - revision:\n          message: m\n          splice: true\n"
+        "      - edit:\n          revision: <rev1>\n          upgrade: pass\n"
+        "      - check:\n        expect: failure\n        match: New upgrade\n        why: a change\n"
+    )
+    heads, stamp, revision, edit, check = scenario.steps[0].commands
+    assert heads.argv() == ["heads"] and stamp.argv() == ["stamp", "head"]
+    assert revision.label == "flask db revision -m m --splice"
+    assert edit.edit == Edit(revision="<rev1>", upgrade="pass") and edit.label == "edit <rev1>: new upgrade()"
+    assert (check.match, check.why, check.expect_failure) == ("New upgrade", "a change", True)
+
+
+def test_language_errors_name_the_line_and_what_is_allowed():
+    assert "unknown option 'splyce' for `flask db revision`" in _error(
+        "      - revision:\n          splyce: true\n"
+    )
+    assert "`match` goes with `expect: failure`" in _error("      - upgrade:\n        match: x\n")
+    assert "not a valid regular expression" in _error(
+        "      - upgrade:\n        expect: failure\n        match: '('\n"
+    )
+    assert "exactly one of diff, replace" in _error("      - edit:\n          revision: <rev1>\n")
+    assert "either `revision` or `file`" in _error(
+        "      - edit:\n          revision: <rev1>\n          file: a.py\n          diff: x\n"
+    )
+    assert "go in a revision, not in `file`" in _error(
+        "      - edit:\n          file: migrations/env.py\n          upgrade: pass\n"
+    )
+    assert "lang.yaml:6:" in _error("      - heads: 3\n")

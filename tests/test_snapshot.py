@@ -89,9 +89,37 @@ def test_claim_records_are_entries_of_one_file_per_stack(tmp_path):
     assert snapshot.compare_record("drifted", path, "a").matches
     assert "+a: holds" in snapshot.compare_record("holds", path, "a").diff
     (path.parent / "gone.yaml").write_text("a: holds\n")
+    transcript = snapshot.transcript_file(catalogue, "gone")
+    assert transcript == tmp_path / "claims" / "transcripts" / "gone.yaml"
+    snapshot.write_file([{"command": "flask db upgrade"}], transcript)
     unused = snapshot.unused_records(catalogue, {"a"}, {"current"})
-    assert unused == [(path, "b"), (path.parent / "gone.yaml", None)]
+    assert unused == [(transcript, None), (path, "b"), (path.parent / "gone.yaml", None)]
     for where, key in unused:
         snapshot.delete_record(where, key)
     assert sorted(p.name for p in path.parent.iterdir()) == ["current.yaml"]
+    assert not transcript.exists()
     assert path.read_text() == "a: drifted\n"
+
+
+def test_a_record_keeps_its_evidence_and_a_changed_line_shows_in_the_diff(tmp_path):
+    path = tmp_path / "claims" / "verdicts" / "current.yaml"
+    record = {
+        "verdict": "drifted",
+        "observed": "1 line",
+        "evidence": {"unaccounted": ["`flask db init` stdout: x"]},
+    }
+    assert snapshot.write_record(record, path, "no_warnings")
+    assert snapshot.compare_record(record, path, "no_warnings").matches
+    other = {**record, "evidence": {"unaccounted": ["`flask db init` stdout: y"]}}
+    diff = snapshot.compare_record(other, path, "no_warnings").diff
+    assert "-    - '`flask db init` stdout: x'" in diff and "+    - '`flask db init` stdout: y'" in diff
+
+
+def test_a_whole_file_snapshot_is_written_once_and_compared_line_by_line(tmp_path):
+    path = tmp_path / "claims" / "transcripts" / "current.yaml"
+    entries = [{"command": "flask db upgrade", "exit": 0, "stderr": "INFO  one\n"}]
+    assert not snapshot.compare_file(entries, path).exists
+    assert snapshot.write_file(entries, path) and not snapshot.write_file(entries, path)
+    assert snapshot.compare_file(entries, path).matches
+    changed = [{**entries[0], "stderr": "INFO  one\nan extra line\n"}]
+    assert "+    an extra line\n" in snapshot.compare_file(changed, path).diff

@@ -15,6 +15,7 @@ import pytest
 import uv
 from helpers import STACK_CACHE
 
+from harness import store
 from harness.claims.article import load_article
 from harness.server import Server
 
@@ -77,10 +78,12 @@ def test_an_installed_wheel_runs_a_scenario_and_a_claim_outside_the_repo(
     (other / "claims" / "catalogue.yaml").write_text(
         "claims:\n  - id: init_tree\n    section: s\n    claim: c\n    check: init_tree\n"
     )
-    recorded = (ROOT / "claims" / "verdicts" / "current.yaml").read_text()
+    recorded = store.read_records(ROOT / "claims" / "verdicts" / "current.yaml")
     (other / "claims" / "verdicts" / "current.yaml").write_text(
-        next(line for line in recorded.splitlines(True) if line.startswith("init_tree:"))
+        store.dump({"init_tree": recorded["init_tree"]})
     )
+    (other / "claims" / "transcripts").mkdir()
+    shutil.copy(ROOT / "claims" / "transcripts" / "current.yaml", other / "claims" / "transcripts")
     (other / "pytest.ini").write_text(
         "[pytest]\n"
         "migrate_harness_scenarios = checks\n"
@@ -113,7 +116,8 @@ def test_an_installed_wheel_runs_a_scenario_and_a_claim_outside_the_repo(
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert "checks/second_model.yaml::second_model[current] PASSED" in done.stdout
     assert "claims/catalogue.yaml::init_tree[current] PASSED" in done.stdout
-    assert "2 passed" in done.stdout
+    assert "claims/catalogue.yaml::transcript[current] PASSED" in done.stdout
+    assert "3 passed" in done.stdout
     # the wheel's own harness ran, not this checkout
     where = subprocess.run(
         [str(venv / "bin" / "python"), "-c", "import harness; print(harness.__file__)"],

@@ -14,11 +14,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from harness.claims.article import Article
 from harness.claims.helptext import help_commands, help_options
+from harness.claims.output import (
+    READER_STEPS,
+    SHOWN,
+    UNACCOUNTED,
+    classify,
+    reader_lines,
+    revision_files_shown,
+    unaccounted,
+    upgrades_shown,
+)
 from harness.claims.probe import Observations
 from harness.judge import BROKEN, DRIFTED, HOLDS, NOT_CHECKED, VERDICTS
 from harness.observe.migration import parse_ops
@@ -32,6 +42,9 @@ class Verdict:
     observed: str
     article: str
     reason: str = ""
+    # the evidence the check computed, as plain data (command sets, missing and extra items,
+    # quoted lines); normalised by `run_check` and kept on record beside the verdict
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 Check = Callable[[Observations, Article], Verdict]
@@ -184,7 +197,9 @@ def dotenv_config(obs: Observations, art: Article) -> Verdict:
 @check("flask_env_development")
 @needs_app
 def flask_env_development(obs: Observations, art: Article) -> Verdict:
-    said = f"FLASK_ENV={art.flaskenv.get('FLASK_ENV')} in .flaskenv"
+    # the setting the article uses for development mode (FLASK_ENV as written, FLASK_DEBUG once edited)
+    key = "FLASK_DEBUG" if "FLASK_DEBUG" in art.flaskenv else "FLASK_ENV"
+    said = f"{key}={art.flaskenv.get(key)} in .flaskenv"
     shell = obs.shell
     match = re.search(r"app\.debug = (True|False)", shell.output if shell else "")
     if not match:
@@ -217,13 +232,36 @@ def db_command_added(obs: Observations, art: Article) -> Verdict:
 @check("no_warnings")
 @needs_app
 def no_warnings(obs: Observations, art: Article) -> Verdict:
+    """Judged from the whole transcript of the commands the article has the reader run: every
+    line must be shown or implied by the article, or one of Alembic's routine INFO lines
+    (`harness.claims.output`). `flask db --help`'s listing is db_help_listing's to judge."""
     said = art.quote('(The "SQLALCHEMY_TRACK_MODIFICATIONS" is a deprecated feature')
     if obs.init is None or not obs.init.ok:
         return _not_reached("flask db init", obs.init, said)
-    warnings = sorted({ln.strip() for out in obs.all_output for ln in out.splitlines() if "Warning" in ln})
-    if warnings:
-        return Verdict(DRIFTED, "warnings printed: " + "; ".join(warnings[:5]), said)
-    return Verdict(HOLDS, f"no warning in the output of {len(obs.all_output)} commands", said)
+    steps = tuple(s for s in READER_STEPS if s != "db_help")
+    lines = reader_lines(obs, art, steps)
+    commands = [r.command for r in obs.transcript if r.step in steps]
+    counts = {kind: sum(1 for ln in lines if ln.kind == kind) for kind in (SHOWN, "routine", UNACCOUNTED)}
+    details: dict[str, Any] = {"commands": commands, "lines": counts}
+    extra = unaccounted(lines)
+    if extra:
+        details["unaccounted"] = extra
+        return Verdict(
+            DRIFTED,
+            f"{len(extra)} line(s) the article does not account for, in the output of "
+            f"{len(commands)} commands:\n" + "\n".join(extra),
+            said,
+            reason="a reader sees lines the article neither shows nor implies, and that are not "
+            "Alembic's routine INFO log",
+            details=details,
+        )
+    return Verdict(
+        HOLDS,
+        f"every line of the {len(commands)} commands' output ({len(lines)} lines) is shown or implied "
+        "by the article, or is Alembic's routine INFO log",
+        said,
+        details=details,
+    )
 
 
 # -- Managing your database ---------------------------------------------------------------------
@@ -268,10 +306,22 @@ def migrate_one_file(obs: Observations, art: Article) -> Verdict:
     if not obs.migrate.ok:
         return Verdict(BROKEN, f"flask db migrate failed: {error_line(obs.migrate)}", said)
     count = len(obs.migrate_revisions)
-    observed = f"flask db migrate -m {art.migrate_message!r} wrote {count} file(s) in migrations/versions"
-    if count == 1:
-        return Verdict(HOLDS, observed, said)
-    return Verdict(BROKEN if count == 0 else DRIFTED, observed, said)
+    written = [r.revision for r in obs.migrate_revisions]
+    shown = revision_files_shown(obs.ran("migrate"), obs.normalise)
+    observed = (
+        f"flask db migrate -m {art.migrate_message!r} wrote {count} file(s) in migrations/versions; "
+        f"its output announces {len(shown)}: {', '.join(shown) or 'none'}"
+    )
+    details = {"files": obs.normalise(written), "announced": shown}
+    if count == 0:
+        return Verdict(BROKEN, observed, said, details=details)
+    if count > 1:
+        return Verdict(DRIFTED, observed, said, details=details)
+    if shown != obs.normalise(written):
+        return Verdict(
+            DRIFTED, observed, said, reason="the output does not tell the reader which file", details=details
+        )
+    return Verdict(HOLDS, observed, said, details=details)
 
 
 def _listing(upgrade: str, downgrade: str) -> str:
@@ -332,15 +382,30 @@ def upgrade_all_pending(obs: Observations, art: Article) -> Verdict:
         f"{pending} revisions pending; `flask db upgrade` exited {obs.pending_upgrade.exit_code}, "
         f"database at {len(applied)} head(s), tables {', '.join(tables)}"
     )
+    shown = upgrades_shown(obs.ran("pending_upgrade"), obs.normalise)
+    observed += f"; its output shows: {', '.join(shown) or 'no upgrade'}"
+    # sorted after normalising: the raw ids are random, their order is not an observation
+    details = {"pending": sorted(obs.normalise(obs.pending_before_upgrade)), "shown": shown}
     if pending < 2:
-        return Verdict(NOT_CHECKED, observed, said, reason="fewer than two revisions were pending")
-    if (
+        return Verdict(
+            NOT_CHECKED, observed, said, reason="fewer than two revisions were pending", details=details
+        )
+    if not (
         obs.pending_upgrade.ok
         and sorted(applied) == sorted(obs.heads or [])
         and {"owners", "pets"} <= set(tables)
     ):
-        return Verdict(HOLDS, observed + ": every pending revision applied", said)
-    return Verdict(BROKEN, observed, said)
+        return Verdict(BROKEN, observed, said, details=details)
+    if len(shown) != pending:
+        return Verdict(
+            DRIFTED,
+            observed,
+            said,
+            reason="every pending revision was applied, but the output does not show each one "
+            "(the article: you should see that the database has upgraded)",
+            details=details,
+        )
+    return Verdict(HOLDS, observed + ": every pending revision applied", said, details=details)
 
 
 @check("plain_alembic_needs_revision")
@@ -441,24 +506,28 @@ def db_help_listing(obs: Observations, art: Article) -> Verdict:
         c for c in set(seen) & set(art.help_commands) if not _same_description(seen[c], art.help_commands[c])
     )
     new_options = sorted(set(options) - set(art.help_options))
+    ran = obs.ran("db_help")
+    lines = classify(ran, art, obs.normalise) if ran is not None else []
+    other = [ln.text.strip() for ln in lines if ln.kind == UNACCOUNTED]
     observed = f"Commands: {', '.join(seen)}"
-    notes = [
-        f"{label}: {', '.join(items)}"
-        for label, items in (
-            ("added", added),
-            ("missing", missing),
-            ("reworded", reworded),
-            ("new options", new_options),
-        )
-        if items
-    ]
+    items = (
+        ("added", added),
+        ("missing", missing),
+        ("reworded", reworded),
+        ("new options", new_options),
+    )
+    notes = [f"{label}: {', '.join(found)}" for label, found in items if found]
+    details: dict[str, Any] = {label.replace(" ", "_"): found for label, found in items if found}
+    if other:
+        details["lines_not_in_the_article"] = other
+        notes.append(f"{len(other)} line(s) not in the article's listing:\n" + "\n".join(other))
     if notes:
         observed += "; " + "; ".join(notes)
     if missing:
-        return Verdict(BROKEN, observed, said)
-    if added or reworded or new_options:
-        return Verdict(DRIFTED, observed, said)
-    return Verdict(HOLDS, observed, said)
+        return Verdict(BROKEN, observed, said, details=details)
+    if added or reworded or new_options or other:
+        return Verdict(DRIFTED, observed, said, details=details)
+    return Verdict(HOLDS, observed, said, details=details)
 
 
 def alembic_commands(text: str) -> list[str]:
@@ -480,8 +549,12 @@ def all_alembic_commands(obs: Observations, art: Article) -> Verdict:
     flask_db = {c.replace("-", "_") for c in help_commands(obs.db_help.stdout)}
     missing = [c for c in alembic if c not in flask_db]
     observed = f"alembic {obs.versions.get('alembic', '?')} has {len(alembic)} commands: {', '.join(alembic)}"
-    if missing:
-        return Verdict(DRIFTED, observed + f"; no flask db counterpart: {', '.join(missing)}", said)
+    if missing and sorted(missing) == sorted(art.alembic_exceptions):
+        return Verdict(
+            HOLDS, observed + f"; no flask db counterpart, as the article says: {', '.join(missing)}", said
+        )
+    if missing or art.alembic_exceptions:
+        return Verdict(DRIFTED, observed + f"; no flask db counterpart: {', '.join(missing) or 'none'}", said)
     return Verdict(HOLDS, observed + "; each has a flask db counterpart", said)
 
 
@@ -533,10 +606,12 @@ def run_check(name: str, obs: Observations, art: Article) -> Verdict:
         verdict = Verdict(
             NOT_CHECKED, f"the check raised {type(exc).__name__}: {exc}", "", reason="harness bug"
         )
-    observed = verdict.observed
-    for old, new in obs.replacements.items():
-        observed = observed.replace(old, new)
-    return replace(verdict, observed=observed)
+    return replace(
+        verdict,
+        observed=obs.normalise(verdict.observed),
+        reason=obs.normalise(verdict.reason),
+        details=obs.normalise(verdict.details),
+    )
 
 
 def summary(verdicts: dict[str, Verdict]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -124,3 +125,58 @@ def markdown(results: list[ClaimResult], article_name: str) -> str:
                 "",
             ]
     return "\n".join(lines)
+
+
+# -- the repair (the main job's second column) -------------------------------------------------
+
+
+def repair_lines(summary: dict[str, Any]) -> list[str]:
+    """The repair as edits of the article's text, what else was tried, and the repaired article's
+    verification: plain lines, shared by the terminal and the Markdown."""
+    lines = []
+    if summary.get("error"):
+        return [f"No repair could be searched: {summary['error']}"]
+    if summary["repair"]:
+        lines.append(f"The repair ({summary['repair_size']} characters changed):")
+        for change in summary["repair"]:
+            lines.append(f"- {change['change']} (because: {_short(change['because'], 160)})")
+            lines += [f"    {edit}" for edit in change["edits"]]
+    else:
+        lines.append("No edit of the article's text improves on it as written.")
+    lines.append("Tried:")
+    for trial in summary["tried"]:
+        names = " + ".join(trial["changes"]) or "the article as written"
+        outcome = trial["error"] or ", ".join(f"{n} {v}" for v, n in sorted(trial["counts"].items()))
+        lines.append(f"- {names}: {outcome}")
+    lines.append("The repaired article (the repair, and each drifted passage brought up to date):")
+    for change in summary["rewrite"]:
+        lines.append(f"- {change['change']}")
+        lines += [f"    {edit}" for edit in change["edits"]]
+    if summary["left_as_is"]:
+        lines.append(f"- left as written (no rewriter): {', '.join(summary['left_as_is'])}")
+    counts = ", ".join(f"{n} {v}" for v, n in sorted(summary["repaired_counts"].items()))
+    verdict = "verifies" if summary["verifies"] else "DOES NOT verify"
+    lines.append(f"It {verdict} on today's releases: {counts}.")
+    lines.append(
+        f"Written to {summary['text_path']}; diff {summary['diff_path']} "
+        f"(+{summary['added']} -{summary['removed']} lines)."
+    )
+    return lines
+
+
+def repair_terminal(summary: dict[str, Any]) -> str:
+    return "\n".join(repair_lines(summary)) + "\n"
+
+
+def repair_markdown(summary: dict[str, Any]) -> str:
+    """The repair section appended to the claims report (the CI job summary)."""
+    out = ["", "## The smallest proven repair", ""]
+    for line in repair_lines(summary):
+        if line.startswith("    "):  # an edit, nested under its change
+            out.append("  - " + line.strip())
+        else:
+            out.append(line if line.startswith("-") else "\n" + line + "\n")
+    if summary.get("diff"):
+        out += ["", "<details><summary>Unified diff of the repaired article</summary>", "", "```diff"]
+        out += [summary["diff"].rstrip(), "```", "", "</details>"]
+    return "\n".join(out) + "\n"

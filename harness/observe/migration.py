@@ -184,7 +184,9 @@ def read_revision(path: Path) -> Revision:
     return Revision(
         revision=str(values["revision"]),
         down_revision=tuple(down) if isinstance(down, list | tuple) else down,
-        message=docstring.splitlines()[0] if docstring else "",
+        # the whole message: Alembic's template writes it above a blank line and "Revision ID:"
+        # (a message with a newline in it keeps every line)
+        message=docstring.split("\n\nRevision ID:")[0].strip() if docstring else "",
         upgrade=_body_text(lines, funcs["upgrade"], ends["upgrade"]),
         downgrade=_body_text(lines, funcs["downgrade"], ends["downgrade"]),
         upgrade_ops=tuple(_ops(funcs["upgrade"].body)),

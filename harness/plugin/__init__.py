@@ -33,6 +33,8 @@ from harness.server import ServerError, choose_pg_ctl
 from harness.session import Options, Session, add_arguments, stop_on_sigterm
 from harness.stacks import StackEnv
 
+pytest_plugins = ["harness.plugin.article_job"]  # --claims-repair: the main job's repair column
+
 __all__ = ["pytest_addoption", "pytest_configure", "harness_server", "harness_stack"]
 
 INI = {

@@ -2,10 +2,13 @@
 
 Two modes, both judged by `judge`:
 
-- recorded (the default, what ``tox`` runs): a claim's test fails when its verdict differs
-  from the one recorded in the store (``claims/verdicts/<stack>.yaml``), in either direction,
-  so CI goes red the day a release breaks or repairs a claim, while a known, recorded break
-  stays green. ``--snapshot-update`` records the verdicts observed.
+- recorded (the default, what ``tox`` runs): a claim's test fails when its verdict or its
+  evidence differs from the record in the store (``claims/verdicts/<stack>.yaml``), in either
+  direction, so CI goes red the day a release breaks or repairs a claim, or changes what the
+  reader sees, while a known, recorded break stays green. One more test per stack,
+  ``transcript[<stack>]``, compares every command the probe ran with
+  ``claims/transcripts/<stack>.yaml`` and fails on any changed line, with the diff.
+  ``--snapshot-update`` records what was observed.
 - gate (``--claims-gate``, the main job): broken fails, drifted warns (fails with
   ``--strict-claims``), not checked is skipped with its reason.
 
@@ -25,9 +28,17 @@ from harness import store
 from harness.claims.article import Article, ArticleError, load_article
 from harness.claims.catalogue import Claim, load_catalogue
 from harness.claims.checks import run_check
-from harness.claims.probe import Observations, probe
+from harness.claims.probe import Observations, probe, transcript_data
 from harness.claims.report import ClaimResult, environment_json, markdown, terminal_table
-from harness.judge import FAIL, SKIP, ClaimFinding, judge_claim_gate, judge_claim_record
+from harness.judge import (
+    FAIL,
+    SKIP,
+    ClaimFinding,
+    Outcome,
+    judge_claim_gate,
+    judge_claim_record,
+    judge_transcript,
+)
 from harness.plugin.common import SETTINGS, expand_stacks, failure_text, session_of
 from harness.runners import ForkServerError
 from harness.server import ServerError
@@ -109,27 +120,75 @@ class CatalogueFile(pytest.File):
             claims = load_catalogue(self.path)
         except (ValueError, yaml.YAMLError) as exc:
             raise self.CollectError(str(exc)) from None
-        return [
-            ClaimItem.from_parent(self, name=f"{claim.id}[{stack}]", claim=claim, stack=stack)
-            for stack in claim_stacks(self.config)
-            for claim in claims
-        ]
+        items: list[pytest.Item] = []
+        for stack in claim_stacks(self.config):
+            items += [
+                ClaimItem.from_parent(self, name=f"{claim.id}[{stack}]", claim=claim, stack=stack)
+                for claim in claims
+            ]
+            # the gate judges verdicts only; a catalogue with no claim has no probe to record
+            if claims and not self.config.getoption("claims_gate"):
+                items.append(TranscriptItem.from_parent(self, name=f"transcript[{stack}]", stack=stack))
+        return items
 
 
-class ClaimItem(pytest.Item):
-    def __init__(self, *, claim: Claim, stack: str, **kwargs: Any) -> None:
+class _StackItem(pytest.Item):
+    def __init__(self, *, stack: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.claim = claim
         self.stack = stack
         # under `pytest -n N --dist loadgroup` a stack's claims share one worker, so one probe
         self.add_marker(pytest.mark.xdist_group(f"claims-{stack}"))
 
-    def runtest(self) -> None:
+    def observations(self) -> Observations:
         state = self.config.stash[CLAIMS_STASH]
         try:
-            obs = state.probe(self.config, self.stack)
+            return state.probe(self.config, self.stack)
         except ArticleError as exc:
             raise ClaimFailed(str(exc)) from None
+
+    def translate(self, outcome: Outcome) -> None:
+        for warning in outcome.warnings:
+            warnings.warn(ClaimDriftWarning(warning), stacklevel=1)
+        if outcome.status == SKIP:
+            pytest.skip(outcome.message)
+        if outcome.status == FAIL:
+            raise ClaimFailed(outcome.message)
+
+
+class TranscriptItem(_StackItem):
+    """Every command the probe ran on one stack, against ``claims/transcripts/<stack>.yaml``."""
+
+    def runtest(self) -> None:
+        observed = transcript_data(self.observations())
+        path = store.transcript_file(self.path, self.stack)
+        if self.config.getoption("snapshot_update"):
+            if store.write_file(observed, path):
+                self.user_properties.append(("snapshot_written", str(path)))
+            return
+        try:
+            comparison = store.compare_file(observed, path)
+        except store.SnapshotError as exc:
+            raise ClaimFailed(str(exc)) from None
+        self.translate(judge_transcript(comparison, self.stack))
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, ClaimFailed):
+            return f"claims transcript on stack {self.stack!r}: {excinfo.value}"
+        prefix = f"claims transcript on stack {self.stack!r}"
+        return failure_text(prefix, excinfo, super().repr_failure(excinfo, style=style))
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, 0, f"claims transcript [{self.stack}]"
+
+
+class ClaimItem(_StackItem):
+    def __init__(self, *, claim: Claim, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.claim = claim
+
+    def runtest(self) -> None:
+        state = self.config.stash[CLAIMS_STASH]
+        obs = self.observations()
         verdict = run_check(self.claim.check, obs, state.article)
         result = ClaimResult(
             claim=self.claim.id,
@@ -149,28 +208,24 @@ class ClaimItem(pytest.Item):
             verdict.observed,
             verdict.article,
             verdict.reason,
+            verdict.details,
         )
         path = store.records_file(self.path, self.stack)
         if self.config.getoption("claims_gate"):
             outcome = judge_claim_gate(finding, strict=self.config.getoption("strict_claims"))
         elif self.config.getoption("snapshot_update"):
-            if store.write_record(verdict.verdict, path, self.claim.id):
+            if store.write_record(finding.record, path, self.claim.id):
                 self.user_properties.append(
                     ("snapshot_written", f"{path} ({self.claim.id}: {verdict.verdict})")
                 )
             return
         else:
             try:
-                comparison = store.compare_record(verdict.verdict, path, self.claim.id)
+                comparison = store.compare_record(finding.record, path, self.claim.id)
             except store.SnapshotError as exc:
                 raise ClaimFailed(str(exc)) from None
             outcome = judge_claim_record(finding, comparison, self.claim.id)
-        for warning in outcome.warnings:
-            warnings.warn(ClaimDriftWarning(warning), stacklevel=1)
-        if outcome.status == SKIP:
-            pytest.skip(outcome.message)
-        if outcome.status == FAIL:
-            raise ClaimFailed(outcome.message)
+        self.translate(outcome)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, ClaimFailed):

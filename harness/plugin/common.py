@@ -43,6 +43,7 @@ class Settings:
     def from_config(cls, config: pytest.Config) -> Settings:
         roots = config.getini("migrate_harness_scenarios")
         article_env = os.environ.get(ARTICLE_ENV)
+        chosen = config.getoption("article", None)  # --article PATH checks any version of the text
         return cls(
             scenario_roots=tuple(Path(r) for r in roots) or None,
             fixture=_path(config, "migrate_harness_fixture", "fixtures/project", FIXTURE),
@@ -53,7 +54,9 @@ class Settings:
                 "claims/catalogue.yaml",
                 config.rootpath / "claims/catalogue.yaml",
             ),
-            article=_path(
+            article=Path(chosen).resolve()
+            if chosen
+            else _path(
                 config,
                 "migrate_harness_article",
                 article_env or "../shared/article/flask-migrate-autogenerate.txt",

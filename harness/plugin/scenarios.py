@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,10 @@ from harness.server import ServerError
 from harness.stacks import StackError
 
 _IDS = pytest.StashKey[dict[str, Path]]()
+
+
+class ScenarioWarning(UserWarning):
+    """Something a passing scenario deserves a word about (a query result cut to the size limit)."""
 
 
 class ScenarioFailed(Exception):
@@ -61,6 +66,8 @@ class ScenarioItem(pytest.Item):
         outcome = self.result.outcome
         if self.result.written:
             self.user_properties.append(("snapshot_written", str(self.result.written)))
+        for warning in outcome.warnings:  # e.g. a query result cut to the snapshot's size limit
+            warnings.warn(ScenarioWarning(warning), stacklevel=1)
         if outcome.status == SKIP:
             pytest.skip(outcome.message)
         if outcome.status == XFAIL:

@@ -64,6 +64,9 @@ def reader_env(bin_dir: Path) -> dict[str, str]:
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env["TZ"] = "UTC"
+    # One str hash for every run, so that output printed in the order of a set of strings is
+    # printed in one order (sets holding None still vary on Python 3.11: observe.normalise).
+    env["PYTHONHASHSEED"] = "0"
     return env
 
 
