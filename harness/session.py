@@ -44,7 +44,16 @@ from harness.server import (
     ThrowawayServer,
     existing_server,
 )
-from harness.stacks import DEFAULT_STACKS_FILE, Stack, StackEnv, StackError, ensure_env, load_stacks, runnable
+from harness.stacks import (
+    DEFAULT_STACKS_FILE,
+    Stack,
+    StackEnv,
+    StackError,
+    ensure_env,
+    load_stacks,
+    runnable,
+    stdlib_folder,
+)
 
 DEFAULT_STACK = "current"
 
@@ -288,6 +297,7 @@ class Session:
                 run.replacements = {
                     str(project.root): "<project>",
                     str(runner.stack.path): "<venv>",
+                    **_stdlib(runner.stack),
                     ws.url.render_as_string(hide_password=False): "<database-url>",
                     str(ws.url.database): "<database>",
                     str(ws.url.password): "<password>",
@@ -314,6 +324,12 @@ class Session:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _stdlib(env: StackEnv) -> dict[str, str]:
+    """The stack interpreter's standard library folder, replaced in observations (machine-specific)."""
+    folder = stdlib_folder(env.executable("python"))
+    return {folder: "<stdlib>"} if folder else {}
 
 
 def _warn_if_password_on_a_command_line(server: Server) -> None:

@@ -221,6 +221,19 @@ def ensure_env(stack: Stack, cache_root: Path | None = None, python: str | None 
     return StackEnv(stack=stack, path=path, versions=data["versions"], python_version=data["python"])
 
 
+@functools.cache
+def stdlib_folder(python: Path) -> str:
+    """The standard library folder of a stack's interpreter ("" if it cannot be asked): a
+    traceback through contextlib names it, and it depends on the machine (pyenv's under /root, a
+    system one under /usr/lib; as root the stacks run on the latter), so observations replace it."""
+    done = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['stdlib'])"],
+        capture_output=True,
+        text=True,
+    )
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
 def runnable(env: StackEnv) -> StackEnv:
     """`env`, once its python has run as the account that will run scenario code (as root, the
     scenario account): a cache or a copy under a private folder fails here with one line."""
