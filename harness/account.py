@@ -216,8 +216,10 @@ def command_lines_showing(secret: str) -> list[int]:
     """Processes whose command line holds `secret`: /proc/PID/cmdline is readable by every
     account, the scenario account included (a root process's environment is not)."""
     found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        with contextlib.suppress(OSError):
-            if secret.encode() in cmdline.read_bytes():
-                found.append(int(cmdline.parent.name))
+    # os.listdir, not Path.glob: a glob stops at the first entry it may not stat (pathlib returns
+    # quietly on PermissionError), and returned nothing under pytest.
+    for pid in (name for name in os.listdir("/proc") if name.isdigit()):
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/cmdline", "rb") as handle:
+            if secret.encode() in handle.read():
+                found.append(int(pid))
     return sorted(found)
