@@ -195,6 +195,7 @@ def _write_wrapper(folder: Path, pg_ctl: str, account: pwd.struct_passwd) -> str
         "import os, sys\n"
         f"os.setgroups([]); os.setgid({account.pw_gid}); os.setuid({account.pw_uid})\n"
         f"os.environ['HOME'] = {str(folder)!r}\n"
+        f"os.chdir({str(folder)!r})\n"  # not the caller's folder, which the account may not enter
         f"os.execv({pg_ctl!r}, [{pg_ctl!r}, *sys.argv[1:]])\n"
     )
     wrapper.chmod(stat.S_IRWXU)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,6 +26,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from harness.account import command_lines_showing, private_folder, release, scenario_account
 from harness.database import scratch_database
 from harness.execute import SERVER_GONE, execute, first_line
 from harness.project import FIXTURE, Project, create_project
@@ -43,7 +44,16 @@ from harness.server import (
     ThrowawayServer,
     existing_server,
 )
-from harness.stacks import DEFAULT_STACKS_FILE, Stack, StackEnv, StackError, ensure_env, load_stacks
+from harness.stacks import (
+    DEFAULT_STACKS_FILE,
+    Stack,
+    StackEnv,
+    StackError,
+    ensure_env,
+    load_stacks,
+    runnable,
+    stdlib_folder,
+)
 
 DEFAULT_STACK = "current"
 
@@ -210,6 +220,7 @@ class Session:
             try:
                 if self.options.pg_url:
                     self._server = existing_server(self.options.pg_url)
+                    _warn_if_password_on_a_command_line(self._server)
                 else:
                     self._throwaway = ThrowawayServer(self.options.pg_ctl, self.options.postgres)
                     self._server = self._throwaway.start()
@@ -229,7 +240,7 @@ class Session:
     def stack_env(self, name: str) -> StackEnv:
         if name not in self._envs:
             try:
-                self._envs[name] = ensure_env(self.stack(name))
+                self._envs[name] = runnable(ensure_env(self.stack(name)))
             except StackError as exc:
                 self._envs[name] = str(exc)
         env = self._envs[name]
@@ -241,7 +252,7 @@ class Session:
         """Use an environment built elsewhere under its stack's name (the timeline's date stacks,
         which are keyed by their resolved pins rather than by a stacks.toml entry)."""
         self.stacks[env.stack.name] = env.stack
-        self._envs[env.stack.name] = env
+        self._envs[env.stack.name] = runnable(env)
 
     def release(self, stack: str) -> None:
         """Stop the runners kept for `stack` (a fork server each): the timeline probes a hundred
@@ -262,7 +273,7 @@ class Session:
     def workspace(self, label: str) -> Iterator[Workspace]:
         """A temporary folder and a scratch database, both removed on exit (a copy of the folder
         is kept under --keep-projects)."""
-        tmp = Path(tempfile.mkdtemp(prefix=f"migrate-harness-{label}-"))
+        tmp = private_folder(f"migrate-harness-{label}-")  # as root, the scenario account's
         REAPER.add("folder", str(tmp))
         try:
             with scratch_database(self.server(), label) as url:
@@ -271,6 +282,7 @@ class Session:
             if self.options.keep_projects is not None:
                 shutil.copytree(tmp, self.options.keep_projects / tmp.name, dirs_exist_ok=True)
             shutil.rmtree(tmp, ignore_errors=True)
+            release(tmp)
             REAPER.remove("folder", str(tmp))
 
     # -- work -------------------------------------------------------------------------------
@@ -285,6 +297,7 @@ class Session:
                 run.replacements = {
                     str(project.root): "<project>",
                     str(runner.stack.path): "<venv>",
+                    **_stdlib(runner.stack),
                     ws.url.render_as_string(hide_password=False): "<database-url>",
                     str(ws.url.database): "<database>",
                     str(ws.url.password): "<password>",
@@ -311,6 +324,29 @@ class Session:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _stdlib(env: StackEnv) -> dict[str, str]:
+    """The stack interpreter's standard library folder, replaced in observations (machine-specific)."""
+    folder = stdlib_folder(env.executable("python"))
+    return {folder: "<stdlib>"} if folder else {}
+
+
+def _warn_if_password_on_a_command_line(server: Server) -> None:
+    """As root, scenario code runs as the scenario account, which cannot read the harness's
+    environment but can read every process's command line: a password given with --pg-url is
+    there, in the harness's (and the shell's, tox's) /proc/PID/cmdline."""
+    password = server.url.password
+    if scenario_account() is None or not password:
+        return
+    pids = command_lines_showing(str(password))
+    if pids:
+        warnings.warn(
+            f"--pg-url: the server's password is on the command line of process(es) "
+            f"{', '.join(map(str, pids))}, which scenario code can read in /proc/PID/cmdline even as the "
+            f"unprivileged scenario account. Pass the URL in {URL_ENV} instead.",
+            stacklevel=2,
+        )
 
 
 def _terminate(signum: int, frame: Any) -> None:

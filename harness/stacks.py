@@ -4,12 +4,18 @@ The project under test never runs in the harness's environment: a claim about th
 install line must be checked against exactly what that line installs. Environments are built
 with uv and cached under a key made of the requirements and the interpreter, so a warm run
 pays nothing; a file lock makes concurrent builders (xdist workers, two tox runs) safe.
+
+As root, scenario code runs as an unprivileged account (`harness.account`), which must read and
+run the environments: the cache then lives in /var/cache/migrate-harness (``~/.cache`` is under
+/root, mode 700), uv builds with umask 022, the interpreter is one that account can run, and
+every environment is checked by running its python as that account.
 """
 
 from __future__ import annotations
 
 import argparse
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -27,12 +33,17 @@ from typing import IO
 
 import uv
 
+from harness.account import popen_kwargs, scenario_account
+
 DEFAULT_STACKS_FILE = Path(__file__).resolve().parent.parent / "stacks.toml"
 BUILD_TIMEOUT = 900
 # NAME=PATH: use the environment at PATH (a copy of a built one, with its migrate-harness.json) for
 # stack NAME instead of building or caching one. `tox -e mutants` points the harness at a copy into
 # which it seeds faults; the one place a stack's path can be overridden.
 ENV_OVERRIDE = "MIGRATE_HARNESS_STACK_ENV"
+CACHE_ENV = "MIGRATE_HARNESS_CACHE"
+# As root: a cache the scenario account can read (FHS: an application's cached data).
+ROOT_CACHE = Path("/var/cache/migrate-harness")
 
 
 class StackError(Exception):
@@ -81,26 +92,65 @@ def load_stacks(path: Path = DEFAULT_STACKS_FILE) -> dict[str, Stack]:
 
 
 def default_cache_root() -> Path:
-    env = os.environ.get("MIGRATE_HARNESS_CACHE")
+    """$MIGRATE_HARNESS_CACHE; else, as root, /var/cache/migrate-harness (readable by the account
+    scenario code runs as); else $XDG_CACHE_HOME or ~/.cache, plus /migrate-harness."""
+    env = os.environ.get(CACHE_ENV)
     if env:
         return Path(env)
+    if os.geteuid() == 0:
+        return ROOT_CACHE
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "migrate-harness"
 
 
+@functools.cache
 def base_python() -> str:
-    """The interpreter the harness runs on, outside any virtual environment."""
-    return getattr(sys, "_base_executable", sys.executable)
+    """The interpreter stacks are built on: the one the harness runs on, outside any virtual
+    environment.
 
-
-def _python_version(python: str) -> str:
-    out = subprocess.run(
-        [python, "-c", "import platform; print(platform.python_version())"],
-        capture_output=True,
-        text=True,
-        check=True,
+    As root, the scenario account must be able to run it, and the harness's own often sits under
+    /root (pyenv, uv's managed Pythons), which that account cannot enter. Then the first
+    interpreter of the same minor version on PATH (or in /usr/local/bin, /usr/bin) that it can run
+    is taken instead, and the stacks' names and records carry that interpreter's version.
+    """
+    own = getattr(sys, "_base_executable", sys.executable)
+    account = scenario_account()
+    if account is None or _runs_as_account(own):
+        return own
+    minor = f"{sys.version_info.major}.{sys.version_info.minor}"
+    folders = [*os.environ.get("PATH", "").split(os.pathsep), "/usr/local/bin", "/usr/bin"]
+    for folder in dict.fromkeys(folders):
+        candidate = os.path.join(folder, f"python{minor}")
+        if os.path.isfile(candidate) and _runs_as_account(candidate):
+            return candidate
+    raise StackError(
+        f"no Python {minor} that the account {account.name!r}, which runs scenario code as root, can "
+        f"run: {own} is out of its reach. What to do: install Python {minor} system-wide "
+        f"(e.g. apt-get install python{minor}), or run the harness on an interpreter outside /root."
     )
-    return out.stdout.strip()
+
+
+def _runs_as_account(python: str) -> bool:
+    """Whether the scenario account (as root) can start `python` and it is this minor version."""
+    minor = f"{sys.version_info.major}.{sys.version_info.minor}"
+    return _python_version(python, as_account=True).startswith(f"{minor}.")
+
+
+def _python_version(python: str, as_account: bool = False) -> str:
+    """The interpreter's version, asked of it (as the scenario account if `as_account` and the
+    harness is root); "" if it cannot be run."""
+    try:
+        out = subprocess.run(
+            [python, "-c", "import platform; print(platform.python_version())"],
+            capture_output=True,
+            text=True,
+            cwd="/",
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+            **(popen_kwargs() if as_account else {}),
+        )
+    except OSError:
+        return ""
+    return out.stdout.strip() if out.returncode == 0 else ""
 
 
 def _today() -> str:
@@ -119,7 +169,11 @@ def _run_uv(args: list[str], stack: Stack) -> str:
     cmd = [uv.find_uv_bin(), *args]
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=BUILD_TIMEOUT, env=env)
+        # umask 022: the environment is readable by every account (the scenario account as root)
+        # whatever umask the harness runs with.
+        done = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=BUILD_TIMEOUT, env=env, umask=0o022
+        )
     except subprocess.TimeoutExpired:
         raise StackError(f"stack {stack.name!r}: `uv {args[0]}` took over {BUILD_TIMEOUT}s") from None
     if done.returncode != 0:
@@ -138,13 +192,13 @@ def ensure_env(stack: Stack, cache_root: Path | None = None, python: str | None 
             data = json.loads((Path(override) / "migrate-harness.json").read_text())
         except (OSError, ValueError) as exc:
             raise StackError(f"{ENV_OVERRIDE}: {override} is not a stack environment: {exc}") from None
-        return StackEnv(
-            stack=stack, path=Path(override), versions=data["versions"], python_version=data["python"]
-        )
+        return StackEnv(stack, Path(override), versions=data["versions"], python_version=data["python"])
     python = python or base_python()
     py_version = _python_version(python)
+    if not py_version:
+        raise StackError(f"stack {stack.name!r}: cannot run the interpreter {python}")
     root = (cache_root or default_cache_root()) / "stacks"
-    root.mkdir(parents=True, exist_ok=True)
+    root.mkdir(mode=0o755, parents=True, exist_ok=True)
     # The interpreter's version is in the name: environments of one stack for two interpreters
     # live side by side, and pruning only ever looks at the same stack on the same interpreter.
     family = f"{stack.name}-py{py_version}-"
@@ -165,6 +219,33 @@ def ensure_env(stack: Stack, cache_root: Path | None = None, python: str | None 
             marker.write_text(json.dumps({"versions": versions, "python": py_version}, indent=1))
     data = json.loads(marker.read_text())
     return StackEnv(stack=stack, path=path, versions=data["versions"], python_version=data["python"])
+
+
+@functools.cache
+def stdlib_folder(python: Path) -> str:
+    """The standard library folder of a stack's interpreter ("" if it cannot be asked): a
+    traceback through contextlib names it, and it depends on the machine (pyenv's under /root, a
+    system one under /usr/lib; as root the stacks run on the latter), so observations replace it."""
+    done = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['stdlib'])"],
+        capture_output=True,
+        text=True,
+    )
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
+def runnable(env: StackEnv) -> StackEnv:
+    """`env`, once its python has run as the account that will run scenario code (as root, the
+    scenario account): a cache or a copy under a private folder fails here with one line."""
+    if scenario_account() is None or _python_version(str(env.executable("python")), as_account=True):
+        return env
+    account = scenario_account()
+    who = f"the account {account.name!r} that runs scenario code as root" if account else "this user"
+    raise StackError(
+        f"stack {env.stack.name!r}: {who} cannot run {env.executable('python')}. "
+        f"What to do: point {CACHE_ENV} (or {ENV_OVERRIDE}) at a folder that account can read and "
+        "enter, such as one under /var/cache."
+    )
 
 
 # Environments this process uses: a shared lock on each one's ``.inuse`` file, held until the

@@ -19,6 +19,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,7 +30,7 @@ from pathlib import Path
 import pytest
 from helpers import session_for
 
-from harness import store
+from harness import account, store
 from harness.observe.normalise import observe
 from harness.project import create_project
 from harness.runners import base as commands
@@ -100,6 +101,16 @@ def sessions(harness_server: Server) -> Iterator[tuple[Session, Session]]:
         session_for(harness_server, "fork") as by_fork,
     ):
         yield by_process, by_fork
+
+
+@pytest.fixture
+def workdir() -> Iterator[Path]:
+    """A folder to run commands in: as root, commands run as the scenario account, in folders
+    made for it (pytest's tmp_path is out of its reach)."""
+    folder = account.private_folder("mh-test-fastrunner-")
+    yield folder
+    account.release(folder)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _alive(pid: int) -> bool:
@@ -180,11 +191,11 @@ def _probe(stack: StackEnv, folder: Path) -> Path:
     return script
 
 
-def test_a_child_looks_like_a_new_process(harness_stack: StackEnv, forkserver: ForkServer, tmp_path) -> None:
-    script = _probe(harness_stack, tmp_path)
+def test_a_child_looks_like_a_new_process(harness_stack: StackEnv, forkserver: ForkServer, workdir) -> None:
+    script = _probe(harness_stack, workdir)
     env = commands.reader_env(harness_stack.bin_dir)
-    real = commands.run([str(script), "3"], tmp_path, env)
-    forked = forkserver.run([str(script), "3"], tmp_path, env)
+    real = commands.run([str(script), "3"], workdir, env)
+    forked = forkserver.run([str(script), "3"], workdir, env)
     assert (forked.exit_code, forked.stderr) == (real.exit_code, real.stderr) == (3, "to stderr\n")
     seen, expected = json.loads(forked.stdout), json.loads(real.stdout)
     assert seen == expected
@@ -206,24 +217,22 @@ EXITS = {
 
 @pytest.mark.parametrize("source", EXITS.values(), ids=EXITS.keys())
 def test_a_child_exits_like_a_new_process(
-    source: str, harness_stack: StackEnv, forkserver: ForkServer, tmp_path: Path
+    source: str, harness_stack: StackEnv, forkserver: ForkServer, workdir: Path
 ) -> None:
     """The child skips module teardown (docs/performance.md); what can be observed must not change."""
-    script = tmp_path / "script"
+    script = workdir / "script"
     script.write_text(f"#!{harness_stack.executable('python')}\n{source}")
     script.chmod(0o755)
     env = commands.reader_env(harness_stack.bin_dir)
-    real = commands.run([str(script)], tmp_path, env)
-    forked = forkserver.run([str(script)], tmp_path, env)
+    real = commands.run([str(script)], workdir, env)
+    forked = forkserver.run([str(script)], workdir, env)
     assert (forked.exit_code, forked.stdout, forked.stderr) == (real.exit_code, real.stdout, real.stderr)
 
 
-def test_flask_cli_output_is_byte_identical(
-    harness_stack: StackEnv, forkserver: ForkServer, tmp_path
-) -> None:
+def test_flask_cli_output_is_byte_identical(harness_stack: StackEnv, forkserver: ForkServer, workdir) -> None:
     """Help, a usage error, a missing .flaskenv and a traceback from the models: same bytes."""
-    project = create_project(tmp_path / "project", NO_DATABASE)
-    bare = tmp_path / "bare"
+    project = create_project(workdir / "project", NO_DATABASE)
+    bare = workdir / "bare"
     bare.mkdir()
     cases: list[tuple[Path, list[str]]] = [(project.root, ["--help"]), (project.root, ["nonsense"])]
     cases.append((bare, ["current"]))  # no .flaskenv: Flask must not find the app
@@ -242,12 +251,12 @@ def test_flask_cli_output_is_byte_identical(
 
 
 def test_timeout_kills_the_command_and_what_it_started(
-    harness_stack: StackEnv, forkserver: ForkServer, tmp_path
+    harness_stack: StackEnv, forkserver: ForkServer, workdir
 ) -> None:
     """The timeout is derived from a measured run of the same models without the sleep, so that a
     busy machine cannot expire it before the models print (it did, with a fixed 3 seconds)."""
-    project = create_project(tmp_path / "project", NO_DATABASE)
-    pids = tmp_path / "pids"
+    project = create_project(workdir / "project", NO_DATABASE)
+    pids = workdir / "pids"
     models = (
         "import os, subprocess, sys, time\n"
         "sleeper = subprocess.Popen(['sleep', '600'])\n"
@@ -269,7 +278,7 @@ def test_timeout_kills_the_command_and_what_it_started(
     # the server goes on serving (not in the project: any command there imports the models)
     flask = str(harness_stack.executable("flask"))
     env = commands.reader_env(harness_stack.bin_dir)
-    assert forkserver.run([flask, "--version"], tmp_path, env).exit_code == 0
+    assert forkserver.run([flask, "--version"], workdir, env).exit_code == 0
 
 
 def _wait_until(condition: Callable[[], bool], what: str, limit: float = 300.0) -> None:
@@ -293,7 +302,7 @@ sys.stdin.readline()
 """
 
 
-def test_a_reply_that_arrives_with_the_child_line_is_read(harness_stack: StackEnv, tmp_path: Path) -> None:
+def test_a_reply_that_arrives_with_the_child_line_is_read(harness_stack: StackEnv, workdir: Path) -> None:
     """Regression: reading the `child` line must not swallow the reply behind it. (It did: the
     buffered `readline` took both lines and the next `select` waited for bytes already read,
     until "fork server ... did not answer within 150s while running []".)"""
@@ -305,7 +314,7 @@ def test_a_reply_that_arrives_with_the_child_line_is_read(harness_stack: StackEn
     )
     server = ForkServer(stack=harness_stack, process=process, log=tempfile.TemporaryFile())  # noqa: SIM115 (closed in stop)
     try:
-        result = server.run(["flask"], tmp_path, {}, timeout=1)
+        result = server.run(["flask"], workdir, {}, timeout=1)
     finally:
         server.stop()
     assert (result.exit_code, result.stdout, result.timed_out) == (3, "ok", False)
@@ -320,10 +329,10 @@ def test_stop_leaves_no_process(harness_stack: StackEnv) -> None:
     assert not _alive(pid)
 
 
-def test_a_dead_server_is_reported_with_what_to_do(harness_stack: StackEnv, tmp_path) -> None:
+def test_a_dead_server_is_reported_with_what_to_do(harness_stack: StackEnv, workdir) -> None:
     server = ForkServer.start(harness_stack)
     os.kill(server.pid, 9)
     server.process.wait()
     with pytest.raises(Exception, match=r"(?s)fork server for stack .* is not running.*--runner subprocess"):
-        server.run([str(harness_stack.executable("flask")), "--help"], tmp_path, {})
+        server.run([str(harness_stack.executable("flask")), "--help"], workdir, {})
     assert not _alive(server.pid)

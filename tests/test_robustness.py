@@ -10,15 +10,20 @@ The cases and what the user sees are listed in docs/robustness.md.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from helpers import OWNERS, STACK_CACHE, one_table, processes_in, session_for
 
+from harness import account
 from harness.database import leftover_databases
 from harness.observe.normalise import observe
 from harness.scenario import ScenarioError, parse_scenario
@@ -53,13 +58,22 @@ class Inner:
 
 
 @pytest.fixture
-def inner(pytester: pytest.Pytester, harness_server: Server, monkeypatch, tmp_path_factory) -> Inner:
+def open_tmpdir() -> Iterator[Path]:
+    """A TMPDIR of its own that every account can enter: as root, scenario code runs as the
+    scenario account, which cannot enter pytest's own tmp_path (under a 0700 folder)."""
+    folder = Path(tempfile.mkdtemp(prefix="mh-test-tmp-", dir="/tmp"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def inner(pytester: pytest.Pytester, harness_server: Server, monkeypatch, open_tmpdir: Path) -> Inner:
     # pytester gives the inner run a fresh HOME; keep the stacks' cache where it is
     monkeypatch.setenv("MIGRATE_HARNESS_CACHE", STACK_CACHE)
-    tmpdir = tmp_path_factory.mktemp("inner-tmp")
-    monkeypatch.setenv("TMPDIR", str(tmpdir))
+    monkeypatch.setenv("TMPDIR", str(open_tmpdir))
     (pytester.path / "scenarios").mkdir()
-    return Inner(pytester, harness_server, tmpdir)
+    return Inner(pytester, harness_server, open_tmpdir)
 
 
 # --- bad input -------------------------------------------------------------------------------
@@ -520,3 +534,151 @@ def test_a_role_without_createdb_fails_once_with_one_line(harness_server):
     assert "'mh_test_weak'" in message and "lacks CREATEDB and CREATEROLE" in message
     assert "ALTER ROLE mh_test_weak CREATEDB CREATEROLE" in message
     assert "weak-pw" not in message
+
+
+# Scenario code (model text is Python) trying each way out as the harness's root would allow:
+# write outside its folder, read a secret or the server's admin password from the harness's
+# environment or command line in /proc, from the server's password file or any file in TMPDIR,
+# or log in as the admin through the server's private socket. It writes what it got into its
+# project folder (kept with --keep-projects) for the test to read.
+ROOT_ESCAPES = """\
+      import glob, json, os, pathlib
+      def attempt(action):
+          try:
+              return repr(action())
+          except Exception as exc:
+              return "refused: " + type(exc).__name__
+      got = {{"whoami": os.geteuid(), "writes": {{}}, "reads": {{}}, "env": sorted(os.environ)}}
+      for target in {targets}:
+          got["writes"][target] = attempt(lambda: pathlib.Path(target, "mh-escaped").write_text("x"))
+      readable = glob.glob("/proc/[0-9]*/environ") + glob.glob("/proc/[0-9]*/cmdline")
+      for folder in {folders}:
+          readable += glob.glob(folder + "/**", recursive=True) + [folder + "/pwfile"]
+      for path in readable:
+          try:
+              got["reads"][path] = pathlib.Path(path).read_bytes().decode(errors="replace")
+          except Exception:
+              pass
+      import psycopg2
+      login = lambda: psycopg2.connect(host={socket!r}, user="postgres", dbname="postgres")
+      got["socket_login"] = attempt(login)
+      pathlib.Path("escapes.json").write_text(json.dumps(got))
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="confinement applies when the harness runs as root")
+@pytest.mark.parametrize("runner", ["subprocess", "fork"])
+def test_scenario_code_run_as_root_cannot_write_outside_nor_read_the_admin_url_or_a_secret(
+    inner, harness_stack, harness_server, monkeypatch, tmp_path, runner
+):
+    """The inner harness runs as root with a secret and the admin URL in its environment (the
+    documented way to pass it, MIGRATE_HARNESS_PG_URL) and its own throwaway servers' password
+    files in TMPDIR; the scenario's code finds none of them and writes nowhere of the harness's."""
+    admin = harness_server.url.render_as_string(hide_password=False)
+    password = str(harness_server.url.password)
+    monkeypatch.setenv("MIGRATE_HARNESS_PG_URL", admin)
+    monkeypatch.setenv("CI_SECRET_TOKEN", "s3cr3t-token-for-confinement")
+    # a throwaway server such as the inner run would start, with its password file and socket
+    bystander = ThrowawayServer()
+    try:
+        other = bystander.start()
+        repo = Path(account.__file__).resolve().parent.parent
+        folders = [str(inner.tmpdir), str(bystander.folder)]
+        targets = [str(repo), str(harness_stack.bin_dir), "/root", "/etc", *folders]
+        models = ROOT_ESCAPES.format(targets=targets, folders=folders, socket=str(bystander.folder))
+        inner.write("root_escapes.yaml", scenario_text("root_escapes", models + OWNERS))
+        keep = tmp_path / "kept"
+        result = inner.pytester.runpytest_subprocess(
+            "-p", "no:cacheprovider", "--runner", runner, "--snapshot-update", "--keep-projects", str(keep)
+        )
+    finally:
+        bystander.stop()
+    (kept,) = keep.iterdir()
+    got = json.loads((kept / "project" / "escapes.json").read_text())
+    assert result.ret == 0, result.stdout.str()
+    escaped = {t: r for t, r in got["writes"].items() if not r.startswith("refused: PermissionError")}
+    assert escaped == {}, f"scenario code wrote outside its folder: {escaped}"
+    assert got["whoami"] == pwd_uid(account.SCENARIO_ACCOUNT) != 0
+    secrets = {"the admin password": password, "the bystander's password": str(other.url.password)}
+    secrets["the CI secret"] = "s3cr3t-token-for-confinement"
+    leaks = [
+        f"{what} in {path}" for path, text in got["reads"].items() for what, s in secrets.items() if s in text
+    ]
+    assert leaks == [], leaks
+    assert any(path.endswith("/cmdline") for path in got["reads"]), "the probe read no /proc at all"
+    assert got["socket_login"] == "refused: OperationalError", got["socket_login"]
+    assert not [k for k in got["env"] if k.startswith(("MIGRATE_HARNESS", "CI_", "PG"))]
+    inner.assert_nothing_left("root_escapes")
+    for target in got["writes"]:
+        assert not Path(target, "mh-escaped").exists()
+
+
+def pwd_uid(name: str) -> int:
+    import pwd
+
+    return pwd.getpwnam(name).pw_uid
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="confinement applies when the harness runs as root")
+def test_links_scenario_code_leaves_are_removed_before_the_harness_reads_through_them(
+    harness_stack, harness_server, tmp_path
+):
+    """A symbolic link from the project to a file only root reads: the harness (root) would
+    follow it when it reads or copies the project (here --keep-projects, which copies a link's
+    target); the runner removes it after the command and says so on stderr."""
+    secret = tmp_path / "root-only"
+    secret.write_text("root-only-content")
+    secret.chmod(0o600)
+    link = f"      if not os.path.lexists('leak.txt'):\n          os.symlink({str(secret)!r}, 'leak.txt')\n"
+    models = "      import os\n" + link + OWNERS
+    keep = tmp_path / "kept"
+    run, observed = _run(scenario_text("links", models), harness_stack, harness_server, keep=keep)
+    assert run.error is None, run.error
+    (kept,) = keep.iterdir()
+    leaked = kept / "project" / "leak.txt"
+    assert not leaked.exists(), f"the kept project holds {leaked.read_text()!r}"
+    assert "root-only-content" not in json.dumps(observed)
+    init = run.steps[0].commands[0].result
+    assert "removed the link(s) this command made, which the harness (root) would" in init.stderr
+    assert init.stderr.rstrip().endswith(": leak.txt"), init.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="confinement applies when the harness runs as root")
+def test_a_command_outside_a_folder_made_for_the_scenario_account_is_refused(harness_stack, tmp_path):
+    from harness.runners import SubprocessRunner
+
+    with pytest.raises(account.ConfinementError, match="only in folders made for it"):
+        SubprocessRunner(harness_stack).command(["flask", "--version"], tmp_path)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="confinement applies when the harness runs as root")
+def test_a_tmpdir_the_scenario_account_cannot_enter_fails_with_one_line(tmp_path, monkeypatch):
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    monkeypatch.setattr(tempfile, "tempdir", str(private))
+    with pytest.raises(account.ConfinementError) as raised:
+        account.private_folder("migrate-harness-x-")
+    message = str(raised.value)
+    assert "\n" not in message and "set TMPDIR" in message and "drwx------" in message
+    assert list(private.iterdir()) == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="confinement applies when the harness runs as root")
+def test_a_pg_url_password_on_a_command_line_is_warned_about(harness_server):
+    """A command line is readable by every account in /proc (an environment is not): as root,
+    a --pg-url whose password shows on one gets a warning naming the process and the remedy."""
+    password = str(harness_server.url.password)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()", f"--pg-url=postgresql://x:{password}@h/db"],
+        stdin=subprocess.PIPE,
+    )
+    try:
+        assert account.command_lines_showing(password) == [holder.pid]
+        with session_for(harness_server) as session, pytest.warns(UserWarning) as warned:
+            session.server()
+    finally:
+        holder.communicate(b"")
+    (warning,) = [str(w.message) for w in warned]
+    assert f"process(es) {holder.pid}," in warning and "MIGRATE_HARNESS_PG_URL" in warning
+    assert password not in warning
+    assert account.command_lines_showing(password) == []

@@ -6,9 +6,12 @@ makes them quick after the first run).
 
 from __future__ import annotations
 
+import os
 import platform
 import re
+import shutil
 import sys
+import tempfile
 import tomllib
 from pathlib import Path
 
@@ -179,3 +182,27 @@ def test_an_environment_in_use_survives_midnight_and_is_pruned_once_unused(tmp_p
     assert not before.path.exists() and not after.path.exists(), "unused old environments are pruned"
     assert latest.path.exists()
     stacks.release_all()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="as root only: scenario code then runs as the scenario account")
+def test_as_root_environments_are_built_where_and_on_what_the_scenario_account_can_run(tmp_path, monkeypatch):
+    """The default cache is /var/cache/migrate-harness, the interpreter one the scenario account
+    can run (the harness's own may sit under /root, mode 700); an environment out of its reach
+    is refused in one line before any command runs."""
+    monkeypatch.delenv(stacks.CACHE_ENV, raising=False)
+    assert stacks.default_cache_root() == stacks.ROOT_CACHE
+    stack = Stack("reach", "", ("python-dotenv",))
+    open_cache = Path(tempfile.mkdtemp(prefix="mh-test-cache-", dir="/tmp"))
+    try:
+        open_cache.chmod(0o755)
+        env = stacks.ensure_env(stack, open_cache)
+        assert stacks.runnable(env) is env
+        private = stacks.ensure_env(stack, tmp_path)  # pytest's tmp_path: under a 0700 folder
+        with pytest.raises(stacks.StackError) as raised:
+            stacks.runnable(private)
+        message = str(raised.value)
+        assert "\n" not in message and "'migrate-harness-scenario'" in message
+        assert f"cannot run {private.path}/bin/python" in message and "MIGRATE_HARNESS_CACHE" in message
+    finally:
+        stacks.release_all()
+        shutil.rmtree(open_cache, ignore_errors=True)

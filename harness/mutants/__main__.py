@@ -229,6 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     stop_on_sigterm()  # SIGTERM unwinds like Ctrl-C: the copy, the server and the run are cleaned up
     os.environ.pop(ENV_OVERRIDE, None)  # the original, never a copy of a copy
     folder = Path(tempfile.mkdtemp(prefix="migrate-harness-mutants-"))
+    folder.chmod(0o755)  # as root, the copy is run by the scenario account (harness/account.py)
     session = Session(Options(pg_url=args.pg_url))
     try:
         try:

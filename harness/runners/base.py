@@ -7,6 +7,10 @@ No shell is involved and the environment carries no ``FLASK_APP`` or ``DATABASE_
 project's ``.flaskenv`` must supply them, exactly as in the article. Each command has a
 timeout; a command that hangs is killed with its whole process group and its output so far
 is kept for the failure message.
+
+When the harness is root, every command runs as the unprivileged scenario account
+(`harness.account`): its folder is handed to that account first, and links it leaves are removed
+after it, so that the harness never reads or writes through them.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.account import hand_over, popen_kwargs, remove_links, scenario_account
 from harness.reaper import REAPER
 from harness.stacks import StackEnv
 
@@ -50,8 +55,12 @@ class CommandResult:
 
 
 def reader_env(bin_dir: Path) -> dict[str, str]:
-    """The environment of a reader whose virtual environment is `bin_dir`'s, activated."""
+    """The environment of a reader whose virtual environment is `bin_dir`'s, activated. As root,
+    the user is the scenario account (its HOME, USER and LOGNAME), never root."""
     env = {k: v for k, v in os.environ.items() if k in PASS_ENV}
+    account = scenario_account()
+    if account is not None:
+        env.update(account.env())
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env["TZ"] = "UTC"
@@ -69,6 +78,7 @@ def run(
     input: str | None = None,
 ) -> CommandResult:
     """Run one command; never raises for a failing or hanging command, only records it."""
+    hand_over(cwd)
     start = time.perf_counter()
     proc = subprocess.Popen(
         argv,
@@ -79,6 +89,7 @@ def run(
         stdin=subprocess.DEVNULL if input is None else subprocess.PIPE,
         text=True,
         start_new_session=True,
+        **popen_kwargs(),
     )
     timed_out = False
     REAPER.add("pgid", str(proc.pid))  # killed by the reaper if the harness is
@@ -98,9 +109,20 @@ def run(
         argv=tuple(argv),
         exit_code=None if timed_out else proc.returncode,
         stdout=stdout,
-        stderr=stderr,
+        stderr=stderr + links_note(cwd),
         seconds=time.perf_counter() - start,
         timed_out=timed_out,
+    )
+
+
+def links_note(cwd: Path) -> str:
+    """After a command: remove the links it left in its folder (as root) and say so on stderr."""
+    removed = remove_links(cwd)
+    if not removed:
+        return ""
+    return (
+        f"migrate-harness: removed the link(s) this command made, which the harness (root) would "
+        f"have followed: {', '.join(removed)}\n"
     )
 
 

@@ -31,8 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from harness.account import hand_over, popen_kwargs
 from harness.reaper import REAPER
-from harness.runners.base import DEFAULT_TIMEOUT, CommandResult, Runner, reader_env, run
+from harness.runners.base import DEFAULT_TIMEOUT, CommandResult, Runner, links_note, reader_env, run
 from harness.stacks import StackEnv
 
 SERVER_SCRIPT = Path(__file__).resolve().parent / "forkserver_main.py"
@@ -69,14 +70,18 @@ class ForkServer:
         whatever the caller does next, such as starting PostgreSQL. The first command waits."""
         python = stack.executable("python")
         log = tempfile.TemporaryFile(prefix="migrate-harness-forkserver-")  # noqa: SIM115 (closed in stop)
+        # The script's text, not its path: as root the server runs as the scenario account, which
+        # may not reach the harness's checkout (a clone under /root). `-c` sets no interpreter
+        # flag a child would inherit, and the server sets sys.path[0] itself.
         process = subprocess.Popen(
-            [str(python), str(SERVER_SCRIPT)],
+            [str(python), "-c", SERVER_SCRIPT.read_text()],
             cwd="/",
             env=reader_env(stack.bin_dir),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=log,
             start_new_session=True,
+            **popen_kwargs(),  # as root: the scenario account, which its children then are too
         )
         return cls(stack=stack, process=process, log=log, startup_timeout=startup_timeout)
 
@@ -136,6 +141,7 @@ class ForkServer:
         with self._lock:
             if self.process.poll() is not None:
                 raise self._fail(f"is not running (exit code {self.process.returncode})")
+            hand_over(cwd)
             self.hello  # noqa: B018 (waits for the server to be ready, once)
             start = time.perf_counter()
             stdin = self.process.stdin
@@ -162,7 +168,7 @@ class ForkServer:
                 argv=tuple(argv),
                 exit_code=reply["exit_code"],
                 stdout=_text(base64.b64decode(reply["stdout"])),
-                stderr=_text(base64.b64decode(reply["stderr"])),
+                stderr=_text(base64.b64decode(reply["stderr"])) + links_note(cwd),
                 seconds=time.perf_counter() - start,
                 timed_out=bool(reply["timed_out"]),
             )

@@ -1,6 +1,8 @@
 """Fork server for ``flask db`` commands. Runs in the STACK's interpreter, never the harness's.
 
-Started as ``<stack>/bin/python forkserver_main.py`` with the reader's environment. It imports
+Started as ``<stack>/bin/python -c <this file's text>`` with the reader's environment and, when the
+harness is root, as the unprivileged scenario account (``subprocess``'s ``user``/``group``/
+``extra_groups``/``umask``), so that every child it forks is that account too. It imports
 the libraries every ``flask db`` command needs (Flask, SQLAlchemy, Alembic, psycopg2...) once,
 but never the project's app or models, then serves one request per line on its stdin: fork a
 child, which becomes a fresh ``flask`` process in all that matters (own working folder, own
