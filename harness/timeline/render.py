@@ -72,9 +72,9 @@ def day_results(record: dict[str, Any]) -> dict[str, dict[str, str]]:
 
 
 def claim_ids(record: dict[str, Any]) -> list[str]:
-    for entry in record["resolutions"].values():
-        return list(entry["results"])
-    return []
+    """Every claim the record has a result for, by id: the page's rows must not follow the order
+    in which parallel probes happened to finish."""
+    return sorted({claim for entry in record["resolutions"].values() for claim in entry["results"]})
 
 
 def windows(record: dict[str, Any], claim: str) -> list[tuple[str, str, str]]:
