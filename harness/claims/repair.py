@@ -24,7 +24,7 @@ import re
 import shlex
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from harness.claims.article import Article, ArticleError, install_line_numbers, parse_article
@@ -340,16 +340,31 @@ class Prover:
         with contextlib.suppress(StackError):  # kept by the session; the trial says why
             self.session.stack_env(stack)
 
-    def observe(self, article: Article) -> Observations:
+    def beside(self, article: Article) -> str:
+        """A stack name of its own for `article`'s run: the same environment under another name,
+        so that the run gets a runner (a fork server) of its own and runs beside the session's
+        other run on that stack instead of taking turns with it. Call it from the main thread."""
+        base = line_stack(self.session, article.install_packages)
+        name = f"{base}_beside"
+        if name not in self.session.stacks:
+            env = self.session.stack_env(base)
+            self.session.adopt_env(replace(env, stack=replace(env.stack, name=name)))
+        self.session.runner(name, self.session.options.claims_runner)
+        return name
+
+    def observe(self, article: Article, stack: str | None = None) -> Observations:
         key = run_inputs(article)
         if key not in self.runs:
-            self.runs[key] = probe(self.session, line_stack(self.session, article.install_packages), article)
+            stack = stack or line_stack(self.session, article.install_packages)
+            self.runs[key] = probe(self.session, stack, article)
         return self.runs[key]
 
-    def trial(self, candidates: tuple[Candidate, ...], extra: Sequence[Edit] = ()) -> Trial:
+    def trial(
+        self, candidates: tuple[Candidate, ...], extra: Sequence[Edit] = (), stack: str | None = None
+    ) -> Trial:
         try:
             article = self.edited(candidates, extra)
-            obs = self.observe(article)
+            obs = self.observe(article, stack)
         except (RepairError, ArticleError, StackError, ServerError, ForkServerError) as exc:
             return Trial(candidates, error=str(exc).splitlines()[0])
         return Trial(candidates, self.verdicts(obs, article), obs, article)

@@ -53,6 +53,8 @@ from harness.judge import (
 )
 from harness.plugin.claims import CLAIMS_STASH, ClaimDriftWarning, ClaimFailed, ClaimItem
 from harness.plugin.common import SETTINGS, call_properties, session_of
+from harness.runners import ForkServerError
+from harness.stacks import StackError
 
 REPAIR_COLUMN = "with the repair"
 SUMMARY_KEY = "repair_summary"
@@ -125,12 +127,13 @@ class RepairState:
                 texts.append(self.prover.edited(self.recorded.repair + self.recorded.rewrite))
             # the server, the stacks and their runners, made here in the main thread
             self.prover.prepare(texts)
-        except (ClaimFailed, ArticleError, RepairError, RecordError) as exc:
+            stack = self.prover.beside(texts[-1]) if self.recorded is not None else None
+        except (ClaimFailed, ArticleError, RepairError, RecordError, StackError, ForkServerError) as exc:
             self.result = str(exc)
             return
         if self.recorded is not None:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="repair-replay")
-            self.replay = self._pool.submit(_replay, self.prover, self.recorded)
+            self.replay = self._pool.submit(_replay, self.prover, self.recorded, stack)
 
     def get(self, config: pytest.Config) -> RepairResult:
         if self.result is None:
@@ -175,11 +178,11 @@ def _read_record(config: pytest.Config, article: Article) -> tuple[Recorded | No
         return None, f"searched: {path.name}: {exc}", True
 
 
-def _replay(prover: Prover, recorded: Recorded) -> Replay:
+def _replay(prover: Prover, recorded: Recorded, stack: str | None) -> Replay:
     """The recorded repair followed for real: one run serves both texts when the rewrite changes
     nothing the probe runs (`run_inputs`)."""
-    column = prover.trial(recorded.repair)
-    return column, prover.trial(recorded.repair + recorded.rewrite)
+    column = prover.trial(recorded.repair, stack=stack)
+    return column, prover.trial(recorded.repair + recorded.rewrite, stack=stack)
 
 
 def _same_rewrite(text: str, recorded: Recorded, fresh: Rewrite) -> bool:
