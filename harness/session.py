@@ -243,6 +243,12 @@ class Session:
         self.stacks[env.stack.name] = env.stack
         self._envs[env.stack.name] = env
 
+    def release(self, stack: str) -> None:
+        """Stop the runners kept for `stack` (a fork server each): the timeline probes a hundred
+        date stacks in one session and must not keep a server running for each."""
+        for key in [k for k in self._runners if k[1] == stack]:
+            self._runners.pop(key).close()
+
     def runner(self, stack: str, kind: str | None = None) -> Runner:
         """A runner for `stack`: --runner's kind unless `kind` names another; one of each per
         stack, kept for the session."""

@@ -243,17 +243,23 @@ def test_real_date_stack_probed(harness_server):
     from harness.claims.article import load_article
     from harness.claims.catalogue import load_catalogue
     from harness.session import Options, Session
-    from harness.timeline.run import CATALOGUE
+    from harness.timeline.run import CATALOGUE, runner_kind
 
     article = load_article()
     found = datestacks.resolve(article.install_packages, ERA_DAY)
     url = harness_server.url.render_as_string(hide_password=False)
-    with Session(Options(pg_url=url)) as session:
-        prober = Prober(session, article, load_catalogue(CATALOGUE))
-        results = prober(found.pins)
+    claims = load_catalogue(CATALOGUE)
+    with Session(Options(pg_url=url, claims_runner="fork")) as session:
+        prober = Prober(session, article, claims)
+        results = prober(found.pins)  # the search's runner
+        assert session._runners == {}  # the date stack's fork server was stopped after its probe
+        with runner_kind([session], "subprocess"):  # the reader's runner, as the evidence check does
+            again = Prober(session, article, claims)(found.pins)
+        assert session.options.claims_runner == "fork"
     assert prober.probes == 1
     assert results["db_command_added"].startswith("holds: ")
     assert results["install_line"].startswith("holds: init, migrate and upgrade ran; installed alembic==<v>")
+    assert again == results
 
 
 def test_a_spent_budget_leaves_gaps_unrefined_and_invents_no_change():
@@ -287,3 +293,130 @@ def test_days_are_evaluated_level_by_level_for_parallel_probes():
     out = run_timeline(DAY0, END, 182, world.resolve, evaluate, ["a", "b", "c"], prefetch=prefetch)
     assert batches[0] == len(search.grid(DAY0, END, 182))  # the whole grid first, as one batch
     assert [(c.claim, c.day) for c in out.changes] == [("a", day(130)), ("b", day(250))]
+
+
+def uploads_of(releases=RELEASES):
+    return lambda name: sorted({up for up, _ in releases.get(name, [])})
+
+
+def test_split_halves_the_upload_days_inside_a_gap():
+    lo, hi = day(0), day(100)
+    assert search.split(lo, hi, [day(10), day(20), day(30), day(200)]) == day(20)
+    assert search.split(lo, hi, [day(10), day(20)]) == day(10)
+    # one upload day left: the day before it (resolves like lo), then the day itself
+    assert search.split(lo, hi, [day(40)]) == day(39)
+    assert search.split(day(39), hi, [day(40)]) == day(40)
+    # none inside (or only hi, a day after lo): the middle day
+    assert search.split(lo, hi, []) == day(50)
+    assert search.split(lo, hi, [day(0), day(150)]) == day(50)
+    for cands in ([], [day(1)], [day(100)], [day(1), day(2)], [day(99), day(100)]):
+        assert lo < search.split(lo, hi, cands) < hi
+
+
+def test_bisection_guided_by_upload_days_finds_the_same_days_with_fewer_resolves():
+    plain, guided = FakeWorld(), FakeWorld()
+    a = run_timeline(DAY0, END, 365, plain.resolve, cached(plain), ["a", "b", "c"])
+    b = run_timeline(DAY0, END, 365, guided.resolve, cached(guided), ["a", "b", "c"], uploads=uploads_of())
+    assert [(c.claim, c.day) for c in b.changes] == [(c.claim, c.day) for c in a.changes]
+    assert [(c.claim, c.day) for c in b.changes] == [("a", day(130)), ("b", day(250))]
+    assert len(set(guided.resolved)) < len(set(plain.resolved))
+    assert len(guided.evaluated) <= len(plain.evaluated)
+
+
+def test_upload_days_missing_from_the_index_cost_probes_not_correctness():
+    world = FakeWorld()
+    partial = {"six": RELEASES["six"]}  # the index told us of six's uploads only
+    out = run_timeline(
+        DAY0, END, 365, world.resolve, cached(world), ["a", "b", "c"], uploads=uploads_of(partial)
+    )
+    assert [(c.claim, c.day) for c in out.changes] == [("a", day(130)), ("b", day(250))]
+
+
+def test_evidence_keys_are_each_change_sides_and_culprit_runs_once():
+    from harness.timeline.run import evidence_keys
+
+    record = small_record()
+    keys = evidence_keys(record)
+    assert len(keys) == len(set(keys))
+    for change in record["changes"]:
+        assert change["old_resolution"] in keys and change["new_resolution"] in keys
+        for culprit in change["culprits"]:
+            assert culprit["confirmed_by"] in keys
+    assert set(keys) <= set(record["resolutions"])
+
+
+def test_headline_names_each_best_stretch_and_the_claims_that_failed_there():
+    record = small_record()
+    # make claim c fail while a holds (before flask 2.0), so no day has every claim holding
+    first = min(record["days"])
+    for d, key in record["days"].items():
+        if d < day(130).isoformat():
+            record["resolutions"][key]["results"] = {
+                **record["resolutions"][key]["results"],
+                "c": "broken: x",
+            }
+    best, stretches = render.best_windows(record)
+    assert best == 2
+    assert stretches[0][0] == first and stretches[0][2] == ("c",)
+    assert any(f == ("a",) for _, _, f in stretches)  # after flask 2.0: all but a
+    line = render.headline(record)
+    assert line.startswith("**No reader who installed between")
+    assert "(all but `c`)" in line and "(all but `a`)" in line
+
+
+def test_evidence_says_when_the_culprit_search_was_cut_short_and_shows_notes(monkeypatch):
+    record = json.loads(json.dumps(small_record()))
+    change = record["changes"][0]
+    monkeypatch.setitem(render.NOTES, ("a", "flask", "2.0"), "flask 2.0 did it")
+    page = render.render(record, chart=None)
+    assert "- why: flask 2.0 did it." in page
+    assert page.count("- why:") == 1  # only under the change whose culprit it names
+    change["culprits"] = [
+        {"packages": [], "releases": [], "confirmed_by": None, "tried": [["flask"]], "searched": False}
+    ]
+    page = render.render(record, chart=None)
+    assert "culprit search cut short by the time budget; tried: flask" in page
+
+
+def test_evidence_is_probed_again_through_the_readers_runner(monkeypatch):
+    from harness.session import Options
+    from harness.timeline import run
+
+    record = small_record()
+    keys = run.evidence_keys(record)
+    pins = {k: tuple(sorted(r["pins"].items())) for k, r in record["resolutions"].items()}
+    session = type("S", (), {})()
+    session.options = Options(claims_runner="fork")
+    prober = Prober(session, None, [])  # type: ignore[arg-type]
+    prober.pins, prober.results = pins, {k: r["results"] for k, r in record["resolutions"].items()}
+    odd = keys[0]
+    calls: list[tuple[str, str]] = []
+
+    def fake_probe(self, key, p, s):
+        calls.append((key, s.options.claims_runner))
+        out = dict(prober.results[key])
+        if key == odd:
+            out["c"] = "broken: only in a real process"
+        return out
+
+    monkeypatch.setattr(run.Prober, "_probe", fake_probe)
+    check = run.check_runner(record, prober, "subprocess")
+    assert sorted(k for k, _ in calls) == sorted(keys) and {r for _, r in calls} == {"subprocess"}
+    assert session.options.claims_runner == "fork"  # restored after the check
+    assert check["differ"] == {odd: ["c"]} and check["not_checked"] == []
+    # incremental: what an earlier check probed is not probed again
+    calls.clear()
+    again = run.check_runner(record, prober, "subprocess", known=check["results"])
+    assert calls == [] and again["differ"] == check["differ"]
+    page = render.render({**record, "search_runner": "fork", "runner_check": check}, chart=None)
+    assert f"{len(keys) - 1} of {len(keys)} give the same result" in page and f"`{odd}` (c)" in page
+
+
+def test_a_long_result_is_cut_so_that_what_changed_stays_in_view():
+    before = "holds: " + "same words " * 20 + "(AttributeError: 'NoneType' object has no attribute 'replace')"
+    after = (
+        "holds: " + "same words " * 20 + "(AttributeError: 'NoneType' object has no attribute 'drivername')"
+    )
+    cell = render._changed_cell(before, after)
+    assert "drivername" in cell and len(cell) <= 160 and " … " in cell
+    assert render._changed_cell("", after) == render._cell(after)  # the first window: the start

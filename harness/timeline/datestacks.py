@@ -222,3 +222,16 @@ def upload_time(package: str, version: str) -> str:
         if f.get("upload_time_iso_8601")
     ]
     return min(times)[:19] + "Z" if times else ""
+
+
+@cache
+def upload_days(package: str) -> list[date]:
+    """Every day (UTC) a file of a release of `package` was uploaded, from the index's JSON API (the
+    days its resolution under --exclude-newer can change); [] if the index cannot be read."""
+    days = {
+        date.fromisoformat(f["upload_time_iso_8601"][:10])
+        for files in _releases(package).values()
+        for f in files
+        if f.get("upload_time_iso_8601")
+    }
+    return sorted(days)

@@ -17,6 +17,40 @@ from harness.judge import BROKEN, DRIFTED, HOLDS, NOT_CHECKED
 COLOURS = {HOLDS: "#2e7d32", DRIFTED: "#f9a825", BROKEN: "#c62828", NOT_CHECKED: "#9e9e9e"}
 OTHER_COLOUR = "#6a1b9a"  # not installable
 COMMAND = "tox -e timeline"
+# Why a culprit release changes a claim, where we looked: (claim or "*", package, version) ->
+# explanation, shown under a change's evidence only while the record names that release as (one of)
+# its culprit(s); so a note can never outlive the finding it explains.
+NOTES: dict[tuple[str, str, str], str] = {
+    ("db_command_added", "click", "8.1.8"): (
+        "a reader saw this; it is not the harness. Flask 3.1.0 reads `.flaskenv` in the callback of its "
+        "`--env-file` option; under click 8.1.8 `flask --help` is answered before that callback has run "
+        "(under click 8.1.7, with the same Flask, after it). So the app is imported without the `.flaskenv` "
+        "lines: `DATABASE_URL` is unset, Flask-SQLAlchemy refuses to start (RuntimeError: Either "
+        "'SQLALCHEMY_DATABASE_URI' or 'SQLALCHEMY_BINDS' must be set.), Flask prints that traceback and "
+        "lists only its own commands. Checked by hand on the first changed resolution: bare `flask` (no "
+        "argument) still lists `db`, and so does `flask --help` with `DATABASE_URL` exported in the shell; "
+        "every `flask db` command works (`install_line` holds). The harness's environment has no "
+        "`FLASK_APP` or `DATABASE_URL`, like a reader who relies on `.flaskenv`. Reported upstream as "
+        "pallets/flask#5673"
+    ),
+    ("db_command_added", "flask", "3.1.1"): (
+        "Flask 3.1.1 treats a lone `--help` like no argument: it loads `--env-file` (so `.flaskenv`) and "
+        "`--app` before answering (pallets/flask#5674, the fix of #5673), and `flask --help` lists `db` again"
+    ),
+    ("*", "sqlalchemy", "2.1.0"): (
+        "SQLAlchemy 2.1 makes `postgresql://` mean the psycopg (version 3) driver, where 2.0 meant "
+        "psycopg2 (checked: `sqlalchemy.dialects.postgresql.dialect.driver` is `psycopg2` in 2.0.54, "
+        "`psycopg` in 2.1.0), and no longer pulls in greenlet. The article installs psycopg2-binary only, "
+        "so the app cannot create its engine (ModuleNotFoundError: No module named 'psycopg'): every "
+        "`flask db` command fails and every claim that needs one is not checked. greenlet's removal "
+        "alone changes nothing (tried)"
+    ),
+    ("flask_env_development", "flask", "2.3.1"): (
+        "Flask 2.3 removed `FLASK_ENV` (deprecated in 2.2). blinker is not a second cause: Flask 2.3 "
+        "requires it (a new dependency), so Flask 2.3 alone does not even import (No module named "
+        "'blinker'); the pair is the smallest change that runs"
+    ),
+}
 
 
 def verdict_of(result: str) -> str:
@@ -74,22 +108,28 @@ def all_hold_windows(record: dict[str, Any]) -> list[tuple[str, str]]:
     return [(a, b) for a, b in out]
 
 
-def best_window(record: dict[str, Any]) -> tuple[int, str, str]:
-    """The most claims that held together, and the first stretch of days where they did."""
+def best_windows(record: dict[str, Any]) -> tuple[int, list[tuple[str, str, tuple[str, ...]]]]:
+    """The most claims that held together, and every stretch of days where they did, each with the
+    claims that did not hold there (a stretch ends where that set changes)."""
     per_day = day_results(record)
     days = sorted(per_day)
-    counts = [sum(verdict_of(r) == HOLDS for r in per_day[d].values()) for d in days]
-    best = max(counts)
-    i = counts.index(best)
-    j = i
-    while j + 1 < len(days) and counts[j + 1] == best:
-        j += 1
-    to = (
-        (date.fromisoformat(days[j + 1]) - timedelta(days=1)).isoformat()
-        if j + 1 < len(days)
-        else record["end"]
-    )
-    return best, days[i], to
+    failing = [tuple(sorted(c for c, r in per_day[d].items() if verdict_of(r) != HOLDS)) for d in days]
+    fewest = min(len(f) for f in failing)
+    out: list[list[Any]] = []
+    for i, day in enumerate(days):
+        nxt = days[i + 1] if i + 1 < len(days) else None
+        to = (date.fromisoformat(nxt) - timedelta(days=1)).isoformat() if nxt else record["end"]
+        if len(failing[i]) != fewest:
+            continue
+        if out and out[-1][2] == failing[i] and out[-1][1] == _day_before(day):
+            out[-1][1] = to
+        else:
+            out.append([day, to, failing[i]])
+    return len(claim_ids(record)) - fewest, [(a, b, f) for a, b, f in out]
+
+
+def _day_before(day: str) -> str:
+    return (date.fromisoformat(day) - timedelta(days=1)).isoformat()
 
 
 def _start(record: dict[str, Any], day: str) -> str:
@@ -105,6 +145,17 @@ def _start(record: dict[str, Any], day: str) -> str:
 def _cell(text: str, limit: int = 160) -> str:
     text = text.replace("|", "\\|").replace("\n", " ⏎ ")
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _changed_cell(before: str, text: str, limit: int = 160) -> str:
+    """A window's result, cut so that what differs from the window before stays in view."""
+    common = next(
+        (i for i, (x, y) in enumerate(zip(before, text, strict=False)) if x != y), min(len(before), len(text))
+    )
+    if len(text) <= limit or common < limit - 40:
+        return _cell(text, limit)
+    cut = text.rfind(" ", 0, common - 30) + 1
+    return _cell(text[:60].rsplit(" ", 1)[0] + " … " + text[cut:], limit)
 
 
 def _culprit_text(change: dict[str, Any]) -> str:
@@ -130,11 +181,14 @@ def headline(record: dict[str, Any]) -> str:
     if held:
         spans = ", ".join(f"{a} and {b}" for a, b in held)
         return f"**Every claim held for readers who installed between {spans}.**"
-    best, a, b = best_window(record)
+    best, stretches = best_windows(record)
     total = len(claim_ids(record))
+    where = "; ".join(
+        f"between {a} and {b} (all but {', '.join(f'`{c}`' for c in failing)})" for a, b, failing in stretches
+    )
     return (
         f"**No reader who installed between {record['start']} and {record['end']} saw every claim hold.** "
-        f"The most that held together was {best} of {total}, for readers who installed between {a} and {b}."
+        f"The most that held together was {best} of {total}, for readers who installed {where}."
     )
 
 
@@ -155,11 +209,13 @@ def render(record: dict[str, Any], chart: str | None = "timeline.svg") -> str:
         "the result changes.",
         "",
         "How the days were chosen: a grid of one day every "
-        f"{record['step_days']} days, then bisection of every gap whose two ends differ, down to one day. "
-        "Days that resolve to the same pins share one environment and one probe. **Blind spot:** two grid "
-        "days with the same results are taken to agree throughout; a change that reverted before the next "
-        "grid day is not seen.",
+        f"{record['step_days']} days, then bisection of every gap whose two ends differ, down to one day, "
+        "split at the days a release of one of the gap's packages was uploaded (the only days a resolution "
+        "can change on). Days that resolve to the same pins share one environment and one probe. "
+        "**Blind spot:** two grid days with the same results are taken to agree throughout; a change that "
+        "reverted before the next grid day is not seen.",
         "",
+        *_runners(record),
         "What differs from the reader's machine (applies to every row):",
         "",
         f"- seed: `{record['seed']['package']}` as of the day — {record['seed']['reason']}.",
@@ -196,9 +252,15 @@ def render(record: dict[str, Any], chart: str | None = "timeline.svg") -> str:
     for change in record["changes"]:
         by_claim.setdefault(change["claim"], []).append(change)
     for claim in claims:
-        wins = "<br>".join(f"{_start(record, a)} → {b}: {_cell(r)}" for a, b, r in windows(record, claim))
+        wins = "<br>".join(
+            f"{_start(record, a)} → {b}: {_changed_cell(prev, r)}"
+            for (_, _, prev), (a, b, r) in zip(
+                [(None, None, "")] + windows(record, claim), windows(record, claim), strict=False
+            )
+        )
         chg = "<br>".join(f"{c['day']}: {_culprit_text(c)}" for c in by_claim.get(claim, [])) or "none"
         lines.append(f"| `{claim}` | {wins} | {chg} |")
+    lines += _by_day(record)
     lines += _eras(record)
     lines += _scenarios(record)
     lines += ["", "## Culprits: the evidence", ""]
@@ -212,6 +274,71 @@ def render(record: dict[str, Any], chart: str | None = "timeline.svg") -> str:
     return "\n".join(lines) + "\n"
 
 
+def _by_day(record: dict[str, Any]) -> list[str]:
+    """The changes grouped by day: the release(s) behind each and the claims it moved."""
+    days: dict[str, dict[str, Any]] = {}
+    for change in record["changes"]:
+        entry = days.setdefault(change["day"], {"culprits": {}, "claims": []})
+        text = _culprit_text(change)  # linked to this change's evidence; one link per release
+        entry["culprits"].setdefault(text.split("](")[0], text)
+        entry["claims"].append(
+            f"`{change['claim']}` {verdict_of(change['old'])} → {verdict_of(change['new'])}"
+        )
+    if not days:
+        return []
+    out = [
+        "",
+        "## Changes, by day",
+        "",
+        "The first day a reader's install gave a different result, the release that did it (confirmed by a "
+        "run that changed only that package; the evidence is below), and the claims it moved (verdict "
+        "before → after; a verdict can stay while its evidence changes).",
+        "",
+        "| day | culprit release | claims |",
+        "|---|---|---|",
+    ]
+    for day in sorted(days):
+        culprits = "; ".join(days[day]["culprits"].values())
+        out.append(f"| {day} | {culprits} | {', '.join(days[day]['claims'])} |")
+    return out
+
+
+def _runners(record: dict[str, Any]) -> list[str]:
+    check = record.get("runner_check")
+    search = record.get("search_runner", "subprocess")
+    if not check:
+        return [f"Every probe ran its commands through the `{search}` runner.", ""]
+    agree = len(check["results"]) - len(check["differ"])
+    text = (
+        f"The search probed through the `{search}` runner (the stack's own `flask` console script, forked "
+        "from a parent that has already imported the libraries: several times faster a probe; "
+        "docs/performance.md). Every resolution named as evidence below was probed again through the "
+        f"`{check['runner']}` runner, one process per command as a reader's shell runs them: "
+        f"{agree} of {len(check['results'])} give the same result for every claim"
+    )
+    if check["differ"]:
+        text += "; these differ: " + "; ".join(
+            f"`{k}` ({', '.join(claims)})" for k, claims in sorted(check["differ"].items())
+        )
+    if check.get("not_checked"):
+        text += f"; not probed again (time budget): {', '.join(f'`{k}`' for k in check['not_checked'])}"
+    return [text + ".", ""]
+
+
+def _checked(record: dict[str, Any], key: str | None, claim: str) -> str:
+    """What the reader's runner said about one evidence resolution, for one claim."""
+    check = record.get("runner_check")
+    if not check or not key:
+        return ""
+    got = check["results"].get(key)
+    if got is None:
+        return f"; not probed again through the `{check['runner']}` runner (time budget)"
+    same = got.get(claim) == record["resolutions"][key]["results"].get(claim)
+    if same:
+        return f"; the same through the `{check['runner']}` runner"
+    return f"; through the `{check['runner']}` runner: " + _cell(got.get(claim, "(no result)"), 300)
+
+
 def _evidence(record: dict[str, Any], change: dict[str, Any]) -> list[str]:
     res = record["resolutions"]
     old = res.get(change["old_resolution"] or "", {}).get("pins", {})
@@ -222,15 +349,20 @@ def _evidence(record: dict[str, Any], change: dict[str, Any]) -> list[str]:
         f"### culprit {change['claim']} {change['day']}",
         "",
         f"- last good day {change['last_good_day']} (resolution `{change['old_resolution']}`): "
-        + _cell(change["old"], 400),
+        + _cell(change["old"], 400)
+        + _checked(record, change["old_resolution"], change["claim"]),
         f"- first changed day {change['day']} (resolution `{change['new_resolution']}`): "
-        + _cell(change["new"], 400),
+        + _cell(change["new"], 400)
+        + _checked(record, change["new_resolution"], change["claim"]),
         "- pins that differ: "
         + (", ".join(f"{n} {old.get(n, '-')} → {new.get(n, '-')}" for n in diff) or "none"),
     ]
     for culprit in change["culprits"]:
+        tried = ", ".join("+".join(t) for t in culprit["tried"]) or "nothing"
+        if not culprit.get("searched", True):
+            out.append(f"- culprit search cut short by the time budget; tried: {tried}")
+            continue
         if not culprit["packages"]:
-            tried = ", ".join("+".join(t) for t in culprit["tried"])
             out.append(f"- no single package or pair reproduces the change; tried: {tried}")
             continue
         key = culprit["confirmed_by"]
@@ -241,8 +373,14 @@ def _evidence(record: dict[str, Any], change: dict[str, Any]) -> list[str]:
         )
         out.append(
             f"- confirmed: the last good resolution with only {swapped} changed (resolution `{key}`) gives "
-            f"{_cell(result, 400)}"
+            f"{_cell(result, 400)}" + _checked(record, key, change["claim"])
         )
+    notes = [
+        NOTES.get((change["claim"], r["package"], r["to"])) or NOTES.get(("*", r["package"], r["to"]))
+        for culprit in change["culprits"]
+        for r in culprit.get("releases", [])
+    ]
+    out += [f"- why: {note}." for note in dict.fromkeys(n for n in notes if n)]
     return out
 
 
@@ -306,9 +444,12 @@ def chart(record: dict[str, Any], path: Path) -> None:
                 [(start, width)], (lane - 0.4, 0.8), color=COLOURS.get(verdict_of(result), OTHER_COLOUR)
             )
     labelled: set[str] = set()
+    last_x: dict[int, float] = {}  # per lane: the last label above it (a close one goes inside the lane)
     for change in record["changes"]:
         lane = len(claims) - 1 - claims.index(change["claim"])
         x = mdates.date2num(date.fromisoformat(change["day"]))
+        below = lane in last_x and x - last_x[lane] < 200
+        last_x[lane] = -1e9 if below else x
         ax.plot([x, x], [lane - 0.45, lane + 0.45], color="black", linewidth=1.2)
         names = [
             " + ".join(f"{r['package']} {r['to']}" for r in c["releases"])
@@ -317,7 +458,13 @@ def chart(record: dict[str, Any], path: Path) -> None:
         ]
         label = "; ".join(names) or "?"
         ax.annotate(
-            label, (x, lane + 0.45), fontsize=6, rotation=0, xytext=(2, 0), textcoords="offset points"
+            label,
+            (x, lane if below else lane + 0.45),
+            fontsize=6,
+            xytext=(2, 0),
+            textcoords="offset points",
+            va="center" if below else "baseline",
+            bbox={"facecolor": "white", "alpha": 0.8, "pad": 0.5, "linewidth": 0} if below else None,
         )
         labelled.add(label)
     ax.set_yticks(range(len(claims)), list(reversed(claims)), fontsize=8)

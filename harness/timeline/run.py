@@ -3,8 +3,10 @@
 Every day from 2020-01-01 to today has one resolution of the article's install line (see
 `datestacks`); each distinct resolution is probed once (the article followed through a session,
 the claims checked) and its results are kept in docs/timeline.json, the record. The search
-(`search`) samples a grid of days and bisects wherever two neighbouring samples differ, then names
-the release behind each change by upgrading the differing pins one at a time.
+(`search`) samples a grid of days and bisects wherever two neighbouring samples differ (split at
+the days a release was uploaded), then names the release behind each change by upgrading the
+differing pins one at a time. The search probes through the fork runner; every resolution the
+page names as evidence is probed again through the subprocess runner (`check_runner`).
 
 Incremental: the record's resolved days and probed resolutions are reused (an upload cannot change
 the past: --exclude-newer days already resolved stay as they were), so a run with no new release
@@ -24,10 +26,10 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
-from dataclasses import dataclass, field
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -49,8 +51,19 @@ CATALOGUE = ROOT / "claims" / "catalogue.yaml"
 START = date(2020, 1, 1)
 STEP_DAYS = 365
 NOT_INSTALLABLE = "not installable"
+# The search probes through the fork runner (docs/performance.md: the same `flask` console script,
+# forked from a parent that has imported the libraries; about 4x faster a probe); every resolution
+# the page names as evidence is probed again through the subprocess runner, one process per
+# command as a reader's shell runs them (`CHECK_RUNNER`), and the page says whether they agree.
+SEARCH_RUNNER = "fork"
+CHECK_RUNNER = "subprocess"
 # the sources whose change makes recorded results stale
-FINGERPRINTED = ("harness/claims/probe.py", "harness/claims/checks.py", "claims/catalogue.yaml")
+FINGERPRINTED = (
+    "harness/claims/probe.py",
+    "harness/claims/checks.py",
+    "harness/claims/output.py",
+    "claims/catalogue.yaml",
+)
 
 _VERSION = re.compile(r"(?<![\w.])v?\d+(?:\.\d+)+(?:[a-z]+\d*)?(?:\.post\d+)?(?![\w.])")
 _REVISION = re.compile(r"\b[0-9a-f]{12}\b")
@@ -72,15 +85,20 @@ def verdict_of(result: str) -> str:
     return result.split(":", 1)[0]
 
 
-def probe_fingerprint(article: Article) -> str:
-    """What a resolution's results depend on besides its pins: the probe, the checks, the catalogue."""
+def probe_fingerprint(article: Article, runner: str = SEARCH_RUNNER) -> str:
+    """What a resolution's results depend on besides its pins: the probe, the checks, the catalogue,
+    the runner the probe's commands go through."""
     blob = [(ROOT / p).read_text(encoding="utf-8") for p in FINGERPRINTED] + [list(article.install_packages)]
-    return hashlib.sha256(json.dumps(blob).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps([*blob, runner]).encode()).hexdigest()[:16]
 
 
-def fingerprint(article: Article) -> str:
+def fingerprint(article: Article, runner: str = SEARCH_RUNNER) -> str:
     """What the record depends on: the results' fingerprint, and what decides a day's pins."""
-    blob = [probe_fingerprint(article), [(e.package, e.until.isoformat()) for e in EXEMPTIONS], SEED[0]]
+    blob = [
+        probe_fingerprint(article, runner),
+        [(e.package, e.until.isoformat()) for e in EXEMPTIONS],
+        SEED[0],
+    ]
     return hashlib.sha256(json.dumps(blob).encode()).hexdigest()[:16]
 
 
@@ -169,6 +187,8 @@ class Prober:
         except Exception as exc:  # one broken probe never stops the timeline; it is reported
             self.log(f"  {key}: the probe failed: {type(exc).__name__}: {exc}")
             return {c.id: f"{NOT_CHECKED}: the probe failed: {type(exc).__name__}" for c in self.claims}
+        finally:
+            session.release(name)  # no fork server left running per date stack
         out = {c.id: claim_result(run_check(c.check, obs, self.article)) for c in self.claims}
         if self.journal is not None:  # so that a run cut short can be resumed (--resume)
             with self.lock, self.journal.open("a", encoding="utf-8") as fh:
@@ -176,8 +196,73 @@ class Prober:
         short = " ".join(
             f"{n}={v}" for n, v in pins if n in ("flask", "sqlalchemy", "alembic", "flask-migrate")
         )
-        self.log(f"  probed {key} ({short}) in {time.perf_counter() - start:.0f}s")
+        runner = session.options.claims_runner
+        self.log(f"  probed {key} ({short}) with the {runner} runner in {time.perf_counter() - start:.0f}s")
         return out
+
+
+@contextmanager
+def runner_kind(sessions: list[Session], kind: str) -> Iterator[None]:
+    """The sessions' claims probes go through the `kind` runner for the block."""
+    saved = [s.options for s in sessions]
+    for s in sessions:
+        s.options = replace(s.options, claims_runner=kind)
+    try:
+        yield
+    finally:
+        for s, options in zip(sessions, saved, strict=True):
+            s.options = options
+
+
+def evidence_keys(record: dict[str, Any]) -> list[str]:
+    """The resolutions the page names as evidence: each change's two sides and its culprit runs."""
+    keys: list[str] = []
+    for change in record["changes"]:
+        for key in (
+            change["old_resolution"],
+            change["new_resolution"],
+            *(c["confirmed_by"] for c in change["culprits"]),
+        ):
+            if key and key not in keys:
+                keys.append(key)
+    return keys
+
+
+def check_runner(
+    record: dict[str, Any], prober: Prober, kind: str, known: dict[str, dict[str, str]] | None = None
+) -> dict[str, Any]:
+    """Probe every evidence resolution again through the `kind` runner (the reader's one process per
+    command) and say which claims' results differ from the search's; `known`: an earlier run's."""
+    checker = Prober(
+        prober.session,
+        prober.article,
+        prober.claims,
+        results=dict(known or {}),
+        log=prober.log,
+        deadline=prober.deadline,
+        extra_sessions=prober.extra_sessions,
+    )
+    keys = evidence_keys(record)
+    results: dict[str, dict[str, str]] = {}
+    missing: list[str] = []
+    with runner_kind([prober.session, *prober.extra_sessions], kind):
+        checker.prefetch([prober.pins[k] for k in keys])
+        for key in keys:
+            try:
+                results[key] = checker(prober.pins[key])
+            except search.Unavailable:
+                missing.append(key)
+    differ = {
+        key: sorted(c for c, r in got.items() if prober.results[key].get(c) != r)
+        for key, got in results.items()
+    }
+    prober.log(f"evidence: {len(results)} resolutions through the {kind} runner, {checker.probes} probed now")
+    return {
+        "runner": kind,
+        "results": results,
+        "differ": {k: v for k, v in differ.items() if v},
+        "not_checked": missing,
+    }
 
 
 def load_record(path: Path) -> dict[str, Any] | None:
@@ -217,10 +302,13 @@ def run_timeline(
     known: dict[date, Pins | None] | None = None,
     prefetch: search.Prefetch | None = None,
     width: int = 1,
+    uploads: search.Uploads | None = None,
 ) -> Outcome:
     """The whole search, on injected parts: bisection, then the culprit of every change."""
     more = {"prefetch": prefetch} if prefetch else {}
-    timeline = search.bisect_timeline(start, end, step_days, resolve, evaluate, known, width=width, **more)
+    timeline = search.bisect_timeline(
+        start, end, step_days, resolve, evaluate, known, width=width, uploads=uploads, **more
+    )
     timeline.with_results = set(search.evaluated_days(timeline, evaluate))
 
     def results(day: date) -> dict[str, str]:
@@ -352,19 +440,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true", help="reuse the probes of a run cut short")
     parser.add_argument("--no-render", action="store_true", help="write the record only")
     add_arguments(parser)
+    parser.set_defaults(claims_runner=SEARCH_RUNNER)  # evidence is checked again with CHECK_RUNNER
     args = parser.parse_args(argv)
     end = args.end or datetime.now(UTC).date()
     started = time.perf_counter()
     article = load_article()
     claims = load_catalogue(CATALOGUE)
-    fp = fingerprint(article)
+    fp = fingerprint(article, args.claims_runner)
     record = None if args.cold else load_record(args.record)
     known: dict[date, Pins | None] = {}
     options = Options.from_values(vars(args))
     with ExitStack() as stack:
         session = stack.enter_context(Session(options))
         extra = [stack.enter_context(Session(options)) for _ in range(max(args.jobs, 1) - 1)]
-        journal = datestacks.default_cache_root() / "timeline" / f"journal-{probe_fingerprint(article)}.jsonl"
+        journal = (
+            datestacks.default_cache_root()
+            / "timeline"
+            / f"journal-{probe_fingerprint(article, args.claims_runner)}.jsonl"
+        )
         journal.parent.mkdir(parents=True, exist_ok=True)
         prober = Prober(session, article, claims, journal=journal, extra_sessions=extra)
         if args.budget is not None:
@@ -391,9 +484,17 @@ def main(argv: list[str] | None = None) -> int:
             known,
             prober.prefetch,
             width=max(args.jobs, 1),
+            uploads=datestacks.upload_days,
         )
         new_record = build_record(outcome, prober, article, args.start, end, args.step_days, fp)
         new_record["resolve_errors"] = {d.isoformat(): e for d, e in sorted(errors.items())}
+        new_record["search_runner"] = args.claims_runner
+        if args.claims_runner != CHECK_RUNNER:
+            earlier = (record or {}).get("runner_check") or {}
+            trusted = known and earlier.get("runner") == CHECK_RUNNER
+            new_record["runner_check"] = check_runner(
+                new_record, prober, CHECK_RUNNER, earlier.get("results") if trusted else None
+            )
         new_record["eras"] = compare_eras(
             article.install_packages, end, lambda day: verdicts_on(outcome.timeline, prober, day)
         )

@@ -13,6 +13,12 @@ only changes when a release is uploaded. So:
   whose upgrade alone reproduces the new result are the culprits. When none does alone, pairs are
   tried (delta debugging over the differing pins); when no pair does either, it says so.
 
+The bisection splits a gap at an upload day when it knows them (`uploads`): a day's resolution
+can only differ from the day before's if a release of one of its packages was uploaded that day,
+so halving the upload days inside a gap (a few dozen a year) takes fewer probes than halving its
+days (365 a year). The upload days only guide the split: a gap with none inside is halved by days,
+so a missing upload day costs probes, never a wrong day.
+
 Resolution and evaluation are injected; `evaluate` is expected to cache by pins.
 """
 
@@ -31,6 +37,7 @@ Results = dict[str, str]  # claim id -> result
 Resolver = Callable[[date], "Pins | None"]  # None: the line does not resolve that day
 Evaluator = Callable[["Pins | None"], Results]
 Prefetch = Callable[[list["Pins | None"]], None]  # evaluate several at once (in parallel); optional
+Uploads = Callable[[str], list[date]]  # a package -> the days (UTC) any file of any release was uploaded
 
 
 def _no_prefetch(pins: list[Pins | None]) -> None:
@@ -91,6 +98,25 @@ def grid(start: date, end: date, step_days: int) -> list[date]:
     return days
 
 
+def split(lo: date, hi: date, candidates: list[date]) -> date:
+    """The day to probe inside the gap (lo, hi), hi - lo > 1 day: the middle of the upload days in
+    (lo, hi] (`candidates`: the days the resolution may change on), else the middle day.
+
+    With one upload day c left, the day before it (which resolves like `lo`, so costs no probe),
+    or c itself when that is `lo`; the result is always strictly between lo and hi.
+    """
+    inside = sorted(c for c in set(candidates) if lo < c <= hi)
+    if len(inside) >= 2:
+        return inside[(len(inside) - 1) // 2]  # < hi
+    if len(inside) == 1:
+        c = inside[0]
+        if c - timedelta(days=1) > lo:
+            return c - timedelta(days=1)
+        if c < hi:
+            return c
+    return lo + timedelta(days=(hi - lo).days // 2)
+
+
 def bisect_timeline(
     start: date,
     end: date,
@@ -100,6 +126,7 @@ def bisect_timeline(
     known: dict[date, Pins | None] | None = None,
     prefetch: Prefetch = _no_prefetch,
     width: int = 1,
+    uploads: Uploads | None = None,
 ) -> Timeline:
     """Resolve a grid of days and bisect every gap whose ends differ, down to one day.
 
@@ -120,6 +147,12 @@ def bisect_timeline(
             seen.add(p)
             timeline.evaluated.append(p)
         return evaluate(p)
+
+    def candidates(lo: date, hi: date) -> list[date]:
+        if uploads is None:
+            return []
+        names = {n for n, _ in pins(lo) or ()} | {n for n, _ in pins(hi) or ()}
+        return [d for name in sorted(names) for d in uploads(name) if lo < d <= hi]
 
     points = sorted(set(grid(start, end, step_days)) | {d for d in timeline.days if start <= d <= end})
     # breadth first: every grid day first, then each gap halved in turn, so that a run cut short by
@@ -150,7 +183,7 @@ def bisect_timeline(
         push(lo, hi)
     while heap:
         batch = [heapq.heappop(heap) for _ in range(min(width, len(heap)))]
-        mids = [(lo, lo + timedelta(days=(hi - lo).days // 2), hi) for _, lo, hi in batch]
+        mids = [(lo, split(lo, hi, candidates(lo, hi)), hi) for _, lo, hi in batch]
         prefetch([pins(mid) for _, mid, _ in mids])
         for lo, mid, hi in mids:
             try:
