@@ -108,6 +108,7 @@ class RepairState:
         self.recorded: Recorded | None = None
         self.record_note = ""
         self.record_applies = False
+        self.wanted: bool | None = None
         self.replay: Future[Replay] | None = None
         self._pool: ThreadPoolExecutor | None = None
 
@@ -292,8 +293,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """With the first claim test, start re-proving the recorded repair beside the article's probe."""
-    if isinstance(item, ClaimItem | RepairClaimItem) and item.config.getoption("claims_repair"):
-        item.config.stash[REPAIR_STASH].start(item.config)
+    if not isinstance(item, ClaimItem | RepairClaimItem) or not item.config.getoption("claims_repair"):
+        return
+    state = item.config.stash[REPAIR_STASH]
+    if state.wanted is None:  # only when a repair item is to run (not deselected): it waits for it
+        state.wanted = any(isinstance(i, RepairClaimItem | RepairedArticleItem) for i in item.session.items)
+    if state.wanted:
+        state.start(item.config)
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[Any]) -> None:
