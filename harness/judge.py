@@ -258,6 +258,25 @@ def judge_repaired_article(
     return Outcome(PASS)
 
 
+def judge_repair_record(comparison: Comparison, applies: bool) -> Outcome:
+    """The recorded repair (``claims/repair.yaml``) against what the main job proved: when the
+    record is for this text of the article, any change (an edit, a verdict count) fails, like a
+    snapshot; with none, or one for another text, the repair was searched and nothing is compared."""
+    update = "run with --snapshot-update to record what was proven, then review the file."
+    if not comparison.exists or not applies:
+        why = "there is none" if not comparison.exists else "it is for another text of the article"
+        return Outcome(SKIP, (f"no recorded repair to compare ({comparison.path}: {why}); {update}",))
+    if comparison.diff:
+        return Outcome(
+            FAIL,
+            (
+                f"the recorded repair no longer holds as recorded (- {comparison.path}, + proven "
+                f"today):\n{comparison.diff}If the change is real, {update}",
+            ),
+        )
+    return Outcome(PASS)
+
+
 def judge_repair_column(finding: ClaimFinding) -> Outcome:
     """A claim on the article with the repair: the gate's rule, except that a broken claim is an
     expected failure (xfail), so the main job's exit code stays that of the article as written."""

@@ -2,19 +2,28 @@
 the rewrite of drifted passages; and, on the real thing, the repaired article verifying.
 
 The pure parts take the real article text (read where the project reads it, never copied) and
-hand-made verdicts and outputs; the search is given a fake `evaluate`. The last test follows the
-repaired article for real (uv stacks, a throwaway PostgreSQL, the `flask db` CLI) and fails when
-it no longer verifies on today's releases.
+hand-made verdicts and outputs; the search is given a fake `evaluate`. On the real thing (uv
+stacks, a throwaway PostgreSQL, the `flask db` CLI): the recorded repair re-proven and searched
+afresh, failing the day it no longer verifies on today's releases; and the main job itself, its
+record tampered with.
 """
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
+from harness import store
 from harness.claims.article import install_line_numbers, load_article, parse_article
 from harness.claims.checks import Verdict
+from harness.claims.output import UNACCOUNTED, quoted_by, reader_lines, reader_view
+from harness.claims.probe import Observations, Ran
+from harness.claims.record import RecordError, Splice, applies_to, edit_of, from_data, splice_of, to_data
 from harness.claims.repair import (
     Candidate,
     Edit,
@@ -23,12 +32,15 @@ from harness.claims.repair import (
     add_requirement,
     apply_edits,
     candidates_for,
+    holds_everywhere,
+    run_inputs,
     search,
 )
 from harness.claims.rewrite import unified_diff
 from harness.judge import (
     BROKEN,
     DRIFTED,
+    FAIL,
     HOLDS,
     NOT_CHECKED,
     PASS,
@@ -36,8 +48,10 @@ from harness.judge import (
     XFAIL,
     ClaimFinding,
     judge_repair_column,
+    judge_repair_record,
     judge_repaired_article,
 )
+from harness.runners.base import CommandResult
 
 ARTICLE = load_article()
 
@@ -79,6 +93,16 @@ def test_edits_apply_at_their_line_and_refuse_a_text_that_moved():
 def test_edit_size_counts_characters_changed():
     assert Edit(1, "postgresql://", "postgresql+psycopg2://").size == 9
     assert Edit(1, "FLASK_ENV=development", "FLASK_DEBUG=1").size > 9
+
+
+def test_an_edit_describes_the_words_that_differ_however_much_of_the_line_it_holds():
+    url = "DATABASE_URL=postgresql://u:p@localhost/db"
+    whole = Edit(3, url, url.replace("postgresql:", "postgresql+psycopg2:"))
+    assert whole.describe() == Edit(3, "postgresql://", "postgresql+psycopg2://").describe()
+    assert whole.describe() == "line 3: `postgresql` → `postgresql+psycopg2`"
+    assert Edit(3, "FLASK_ENV=development", "FLASK_DEBUG=1").describe().endswith("`FLASK_DEBUG=1`")
+    assert Edit(3, "init\n", "init\n  out\n").describe() == "after line 3: add 1 line(s)"
+    assert Edit(3, "next\n", "  out\nnext\n").describe() == "before line 3: add 1 line(s)"
 
 
 def test_a_requirement_joins_the_install_line_shell_quoted_and_parses_back():
@@ -185,36 +209,216 @@ def test_the_diff_names_both_versions():
     assert "--- article.txt (as written)" in diff and "+c" in diff and "-b" in diff
 
 
+# -- the recorded repair ------------------------------------------------------------------------
+
+RECORD = Path(__file__).resolve().parent.parent / "claims" / "repair.yaml"
+URL_LINE = next(n for n, ln in enumerate(ARTICLE.text.splitlines(), 1) if ln.startswith("DATABASE_URL="))
+INIT_LINE = next(n for n, ln in enumerate(ARTICLE.text.splitlines(), 1) if ln.endswith("flask db init"))
+
+
+def some_edits() -> list[Candidate]:
+    (driver,) = [
+        c
+        for c in candidates_for(ARTICLE, verdicts(install_line=BROKEN), [TRACEBACK], VERSIONS)
+        if "DATABASE_URL" in c.name
+    ]
+    (setting,) = candidates_for(ARTICLE, verdicts(flask_env=DRIFTED), [], VERSIONS)
+    line = ARTICLE.text.splitlines(keepends=True)[INIT_LINE - 1]
+    printed = Candidate("print a line", "", (Edit(INIT_LINE, line, line + "  a line it prints\n"),))
+    return [driver, setting, printed]
+
+
+def test_a_splice_holds_only_what_changes_and_makes_the_same_text_again():
+    text = ARTICLE.text
+    for candidate in some_edits():
+        for edit in candidate.edits:
+            splice = splice_of(text, edit)
+            assert apply_edits(text, [edit_of(text, splice)]) == apply_edits(text, [edit])
+    (url,) = some_edits()[0].edits
+    assert splice_of(text, url) == Splice(URL_LINE, len("DATABASE_URL=postgresql"), 0, "+psycopg2")
+
+
+def test_the_record_reads_back_as_the_same_repair_and_holds_none_of_the_articles_prose():
+    driver, setting, printed = some_edits()
+    data = to_data(ARTICLE.text, "a.txt", [driver, setting], [printed], {"x": {"holds": 1}}, "+3 -2 lines")
+    dumped = store.dump(data)
+    prose = [ln for ln in ARTICLE.text.splitlines() if len(ln) > 30]
+    assert prose and not [ln for ln in prose if ln in dumped]
+    assert applies_to(data, ARTICLE.text) and not applies_to(data, ARTICLE.text + "\n")
+    back = from_data(yaml.safe_load(dumped), ARTICLE.text)
+    assert [c.name for c in back.repair] == [driver.name, setting.name]
+    both = [e for c in back.repair + back.rewrite for e in c.edits]
+    original = [e for c in (driver, setting, printed) for e in c.edits]
+    assert apply_edits(ARTICLE.text, both) == apply_edits(ARTICLE.text, original)
+    with pytest.raises(RecordError, match="needs repair, rewrite and earned"):
+        from_data({"repair": []}, ARTICLE.text)
+    with pytest.raises(RecordError, match="the text has"):
+        edit_of("one line\n", Splice(9, 0, 0, "x"))
+
+
+def test_texts_differing_only_in_what_a_reader_reads_share_one_run():
+    driver, setting, printed = some_edits()
+
+    def text(*cands: Candidate) -> Any:
+        return parse_article(apply_edits(ARTICLE.text, [e for c in cands for e in c.edits]), ARTICLE.path)
+
+    assert run_inputs(text(driver, setting)) == run_inputs(text(driver, setting, printed))
+    assert run_inputs(text(driver)) != run_inputs(text(driver, setting))
+
+
+def test_a_repair_holds_only_with_nothing_broken_or_unchecked_and_the_repaired_text_all_holds():
+    assert holds_everywhere(fake_trial((), 3), fake_trial((), 4))
+    drifted = Trial((), verdicts(a=HOLDS, b=DRIFTED))
+    assert holds_everywhere(drifted, fake_trial((), 2))
+    assert not holds_everywhere(drifted, drifted)
+    assert not holds_everywhere(fake_trial((), 3, broken=1), fake_trial((), 4))
+    assert not holds_everywhere(Trial((), verdicts(a=NOT_CHECKED)), fake_trial((), 4))
+    assert not holds_everywhere(fake_trial((), 3), Trial((), error="uv failed"))
+
+
+def test_the_record_is_compared_like_a_snapshot_only_when_it_is_for_this_text(tmp_path):
+    path = tmp_path / "repair.yaml"
+    none = judge_repair_record(store.Comparison(path, exists=False, diff=""), applies=False)
+    assert none.status == SKIP and "there is none" in none.message
+    other = judge_repair_record(store.Comparison(path, exists=True, diff="-a\n+b\n"), applies=False)
+    assert other.status == SKIP and "another text" in other.message
+    changed = judge_repair_record(store.Comparison(path, exists=True, diff="-a\n+b\n"), applies=True)
+    assert changed.status == FAIL and "+b" in changed.message and "--snapshot-update" in changed.message
+    assert judge_repair_record(store.Comparison(path, exists=True, diff=""), applies=True).status == PASS
+
+
+# -- output the article does not account for ------------------------------------------------
+
+PLEASE_EDIT = "Please edit configuration/connection/logging settings in <tmp>/project/migrations/alembic.ini"
+
+
+def init_observations(stdout: str) -> Observations:
+    result = CommandResult(("flask", "db", "init"), 0, stdout, "", 0.1)
+    obs = Observations("s", {}, "3.11", "15", ())
+    obs.transcript.append(Ran(("flask", "db", "init"), "project", result, step="init"))
+    obs.replacements = {"/tmp/x1": "<tmp>"}
+    return obs
+
+
+def test_a_line_the_article_prints_is_shown_its_volatile_parts_standing_for_anything():
+    text = ARTICLE.text.replace(
+        "pipenv run flask db init\n", "pipenv run flask db init\n  Done in .../app.\n"
+    )
+    article = parse_article(text, ARTICLE.path)
+    assert quoted_by(article, "Done in   <tmp>/app.") and quoted_by(article, "Done in <cwd>/app.")
+    assert not quoted_by(article, "Done in <tmp>/elsewhere.") and not quoted_by(ARTICLE, "Done in <tmp>/app.")
+    assert reader_view("in <tmp>/project/migrations", "project") == "in <cwd>/migrations"
+
+
+def test_the_repaired_article_prints_the_unaccounted_line_under_its_command_and_then_accounts_for_it():
+    from harness.claims.rewrite import _output_lines
+
+    obs = init_observations(f"  Creating directory /tmp/x1/project/migrations ...  done\n{PLEASE_EDIT}\n")
+    before = [ln for ln in reader_lines(obs, ARTICLE, ("init",)) if ln.kind == UNACCOUNTED]
+    assert [ln.text for ln in before] == [PLEASE_EDIT]
+    trial = Trial((), {"no_warnings": Verdict(DRIFTED, "1 line(s) ...", "")}, obs, ARTICLE)
+    made = _output_lines(ARTICLE, obs, trial)
+    assert made is not None
+    (edit,) = made.edits
+    assert edit.line == INIT_LINE and edit.describe() == f"after line {INIT_LINE}: add 1 line(s)"
+    repaired = parse_article(apply_edits(ARTICLE.text, made.edits), ARTICLE.path)
+    assert "settings in .../migrations/alembic.ini" in repaired.text  # the reader's own folder: ...
+    assert [ln.kind for ln in reader_lines(obs, repaired, ("init",))] == ["shown", "shown"]
+    assert _output_lines(repaired, obs, trial) is None  # nothing left to print
+
+
+def test_the_normalised_sequence_line_is_alembics_routine_log():
+    from harness.claims.output import ROUTINE
+
+    line = (
+        "INFO  [alembic.ddl.postgresql] Detected sequence named '<sequence>' as owned by integer "
+        "column '<table>(<column>)', assuming SERIAL and omitting"
+    )
+    assert any(p.match(line) for p in ROUTINE)
+    assert any(
+        p.match(line.replace("<sequence>", "pets_id_seq").replace("<table>(<column>)", "pets(id)"))
+        for p in ROUTINE
+    )
+
+
 # -- on the real thing -------------------------------------------------------------------------
 
 
 @pytest.mark.needs_server
-def test_the_repaired_article_verifies_on_todays_releases(tmp_path):
-    """Search the repair and rewrite the drifted passages as the main job does, then follow the
-    repaired text: every claim must hold. Fails the day a release moves past the repair."""
-    from pathlib import Path
+def test_the_recorded_repair_verifies_on_todays_releases_and_a_search_finds_it_again(
+    tmp_path, harness_server
+):
+    """Re-prove the recorded repair as the main job does (one run of the edited text), then search
+    afresh and rewrite: every claim must hold on the repaired text, and the search must find what
+    is recorded. Fails the day a release moves past the repair."""
+    from helpers import session_for
 
     from harness.claims.catalogue import load_catalogue
     from harness.claims.repair import Prover, find_repair, line_stack, propose
     from harness.claims.rewrite import rewrite, write_repaired
-    from harness.session import Options, Session
 
-    catalogue = load_catalogue(Path(__file__).resolve().parent.parent / "claims" / "catalogue.yaml")
-    with Session(Options()) as session:
+    catalogue = load_catalogue(RECORD.parent / "catalogue.yaml")
+    recorded = from_data(store.read(RECORD), ARTICLE.text)
+    with session_for(harness_server, "fork", claims_runner="fork") as session:
         prover = Prover(session, ARTICLE, catalogue)
+        column, repaired = prover.trial(recorded.repair), prover.trial(recorded.repair + recorded.rewrite)
+        assert len(prover.runs) == 1  # the rewrite changes nothing the probe runs
+        outcome = judge_repaired_article({k: v.verdict for k, v in repaired.verdicts.items()}, repaired.error)
+        assert not outcome.failed, outcome.message
+        assert holds_everywhere(column, repaired)
         base = prover.trial(())
         assert line_stack(session, ARTICLE.install_packages) == "article"
         best, _ = find_repair(prover, base)
-        assert best.candidates, f"no repair found; the article as written: {base.score}"
         changes = rewrite(best)
         verified = prover.trial(best.candidates + tuple(changes.candidates))
-    outcome = judge_repaired_article({k: v.verdict for k, v in verified.verdicts.items()}, verified.error)
-    assert not outcome.failed, outcome.message
+    assert [c.name for c in best.candidates] == [c.name for c in recorded.repair]
+    assert [c.name for c in changes.candidates] == [
+        c.name for c in recorded.rewrite
+    ] and not changes.left_as_is
+    assert apply_edits(ARTICLE.text, verified.edits) == apply_edits(ARTICLE.text, repaired.edits)
     assert propose(verified) == []  # nothing left to repair
     written = write_repaired(
         tmp_path, ARTICLE.path.name, ARTICLE.text, apply_edits(ARTICLE.text, verified.edits)
     )
     assert 0 < written.added < 40 and 0 < written.removed < 40
+
+
+@pytest.mark.needs_server
+def test_the_main_job_fails_on_a_record_that_no_longer_matches_and_update_records_it(
+    tmp_path, harness_server
+):
+    """The main job in a folder of its own, its record's verdict counts tampered with: it re-proves
+    the recorded edits (no search), says so, and fails on the record; --snapshot-update rewrites it."""
+    import os
+    import subprocess
+    import sys
+
+    from helpers import STACK_CACHE
+
+    (tmp_path / "claims").mkdir()
+    shutil.copy(RECORD.parent / "catalogue.yaml", tmp_path / "claims" / "catalogue.yaml")
+    record = RECORD.read_text(encoding="utf-8")
+    assert "  repaired article:\n    holds: 19\n" in record  # what the tampering below changes
+    tampered = tmp_path / "claims" / "repair.yaml"
+    tampered.write_text(
+        record.replace("  repaired article:\n    holds: 19\n", "  repaired article:\n    holds: 18\n")
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env["MIGRATE_HARNESS_CACHE"] = STACK_CACHE
+    env["MIGRATE_HARNESS_ARTICLE"] = str(ARTICLE.path)
+    argv = [sys.executable, "-m", "pytest", "claims", "-p", "no:cacheprovider", "--claims-stack", "article"]
+    argv += ["--claims-gate", "--claims-repair", "--claims-runner", "fork", "-rA"]
+    argv += ["--pg-url", harness_server.url.render_as_string(hide_password=False)]
+    done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    out = done.stdout + done.stderr
+    assert "How: re-proven from repair.yaml." in out, out
+    assert "FAILED claims/catalogue.yaml::recorded_repair" in out, out
+    assert "-    holds: 18\n+    holds: 19" in out, out
+    assert "PASSED claims/catalogue.yaml::repaired_article" in out, out
+    done = subprocess.run(
+        [*argv, "--snapshot-update"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900
+    )
+    assert tampered.read_text(encoding="utf-8") == record, done.stdout
 
 
 def test_the_report_states_the_repair_as_edits_of_the_text():

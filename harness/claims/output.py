@@ -7,6 +7,7 @@ article has the reader run, never by looking for a keyword. Each line of those c
 stdout and stderr, normalised, is classified by an explicit rule:
 
 - **shown**: the article shows or implies it. The ``flask db --help`` lines the article prints;
+  any other line the article prints as a line of its own (`quoted_by`);
   ``flask db init``'s "Creating directory"/"Generating" line for each entry of the tree the
   article shows; ``flask db migrate``'s "Generating" line for the revision file it wrote ("It
   created a file in the migrations/versions directory"); ``flask db upgrade``'s "Running
@@ -52,9 +53,10 @@ ROUTINE: tuple[re.Pattern[str], ...] = tuple(
         (r"alembic\.runtime\.migration", r"Will assume transactional DDL\."),
         (r"alembic\.autogenerate\.compare(?:\.\w+)*", r"Detected added table '\w+'"),
         (
+            # the transcript keeps this line with its names out ('<sequence>', '<table>(<column>)')
             r"alembic\.ddl\.postgresql",
-            r"Detected sequence named '\w+' as owned by integer column '\w+\(\w+\)', "
-            r"assuming SERIAL and omitting",
+            r"Detected sequence named '(?:\w+|<sequence>)' as owned by integer column "
+            r"'(?:\w+\(\w+\)|<table>\(<column>\))', assuming SERIAL and omitting",
         ),
         (r"alembic\.env", r"No changes in schema detected\."),
         # Alembic 1.17 and later, before every autogenerate
@@ -101,7 +103,27 @@ def help_block(article: Article) -> list[str]:
     return [" ".join(line.split()) for line in block.splitlines() if line.strip()]
 
 
-def _shown(step: str, stream: str, text: str, article: Article) -> str | None:
+_PLACEHOLDER = re.compile(r"<[a-z][\w:?-]*>")  # a volatile part the normaliser replaced (<tmp>, <rev1>...)
+
+
+def reader_view(text: str, where: str) -> str:
+    """`text` with the folder the command ran in (the probe's ``<tmp>/<where>``) as ``<cwd>``: the
+    reader's own project folder, whatever its name."""
+    return text.replace(f"<tmp>/{where}", "<cwd>") if where else text
+
+
+def quoted_by(article: Article, text: str) -> bool:
+    """Whether the article prints `text` (normalised) as a line of its own. Whitespace runs are
+    equal, and each placeholder stands for whatever the reader's own run shows there: any run
+    of characters other than whitespace (the article may write `...` for a folder)."""
+    parts = _PLACEHOLDER.split(" ".join(text.split()))
+    if not parts or not "".join(parts).strip():
+        return False
+    pattern = re.compile(r"\S+".join(re.escape(part) for part in parts))
+    return any(pattern.fullmatch(" ".join(line.split())) for line in article.text.splitlines())
+
+
+def _shown(step: str, stream: str, text: str, article: Article, where: str = "") -> str | None:
     """The article's reason for showing `text`, or None."""
     flat = " ".join(text.split())
     if step == "db_help" and stream == "stdout" and flat in help_block(article):
@@ -115,6 +137,8 @@ def _shown(step: str, stream: str, text: str, article: Article) -> str | None:
         return "the article: it created a file in the migrations/versions directory"
     if step in ("upgrade", "recipe_upgrade", "pending_upgrade") and _RUNNING_UPGRADE.match(text):
         return "the article: you should see that the database has upgraded"
+    if step != "db_help" and quoted_by(article, reader_view(text, where)):
+        return "the article prints this line"
     return None
 
 
@@ -126,7 +150,7 @@ def classify(ran: Ran, article: Article, normalise: Normaliser = None) -> list[L
             if not raw.strip():
                 continue
             line = raw.rstrip()
-            why = _shown(ran.step, stream, line, article)
+            why = _shown(ran.step, stream, line, article, ran.where)
             kind = SHOWN
             if why is None:
                 routine = next((p for p in ROUTINE if p.match(line)), None)

@@ -17,13 +17,14 @@ they are tested with fakes; `Prover` is the part that runs things.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import re
 import shlex
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from harness.claims.article import Article, ArticleError, install_line_numbers, parse_article
@@ -59,10 +60,36 @@ class Edit:
         return sum(max(i2 - i1, j2 - j1) for tag, i1, i2, j1, j2 in ops if tag != "equal")
 
     def describe(self) -> str:
+        """The change in a line: the words that differ, or how many lines are replaced."""
         old, new = self.old.strip("\n"), self.new.strip("\n")
         if "\n" in old or "\n" in new:
+            if new.startswith(old + "\n"):
+                return f"after line {self.line}: add {new.count(chr(10)) - old.count(chr(10))} line(s)"
+            if new.endswith("\n" + old):
+                return f"before line {self.line}: add {new.count(chr(10)) - old.count(chr(10))} line(s)"
             return f"line {self.line}: replace {old.count(chr(10)) + 1} lines with {new.count(chr(10)) + 1}"
+        old, new = _differing_words(old, new)
         return f"line {self.line}: `{old}` → `{new}`"
+
+
+_BOUNDARY = " =:/@,.;()"
+
+
+def _differing_words(old: str, new: str) -> tuple[str, str]:
+    """The part of two lines that differs, widened to whole words (to the nearest space or
+    punctuation on either side), so an edit reads the same whether its old text is a word or
+    the whole line it sits in."""
+    head = 0
+    while head < min(len(old), len(new)) and old[head] == new[head]:
+        head += 1
+    tail = 0
+    while tail < min(len(old), len(new)) - head and old[-1 - tail] == new[-1 - tail]:
+        tail += 1
+    while head > 0 and old[head - 1] not in _BOUNDARY:
+        head -= 1
+    while tail > 0 and old[len(old) - tail] not in _BOUNDARY:
+        tail -= 1
+    return old[head : len(old) - tail], new[head : len(new) - tail]
 
 
 @dataclass(frozen=True)
@@ -260,33 +287,116 @@ def line_stack(session: Session, requirements: tuple[str, ...]) -> str:
     return name
 
 
+def run_inputs(article: Article) -> tuple[Any, ...]:
+    """Everything of an article's text that the probe runs: the install line, the .flaskenv
+    lines, the model and the migrate message. Two texts equal in these are followed by the very
+    same commands, so one run serves both (each is still judged against its own text)."""
+    return (
+        article.install_packages,
+        tuple(article.flaskenv.items()),
+        article.owner_model,
+        article.migrate_message,
+    )
+
+
 @dataclass
 class Prover:
-    """Follows edited texts of the article on the session's server, several at once."""
+    """Follows edited texts of the article on the session's server, several at once.
+
+    Each distinct run (`run_inputs`) is made once per session: a text whose edits change only
+    what the reader reads (a listing, a sentence) is judged on the run of the text it shares
+    its steps with. Stacks are built in parallel (uv), and their runners made, before the runs
+    start in threads, so no two threads make one stack's runner."""
 
     session: Session
     article: Article
     catalogue: list[Claim]
-    workers: int = 2
+    workers: int = 3
+    runs: dict[tuple[Any, ...], Observations] = field(default_factory=dict)
 
     def verdicts(self, obs: Observations, article: Article) -> dict[str, Verdict]:
         return {c.id: run_check(c.check, obs, article) for c in self.catalogue}
 
-    def trial(self, candidates: tuple[Candidate, ...], extra: Sequence[Edit] = ()) -> Trial:
+    def seed(self, article: Article, obs: Observations) -> None:
+        """A run made elsewhere in the session (the first column's probe) of `article`."""
+        self.runs[run_inputs(article)] = obs
+
+    def edited(self, candidates: tuple[Candidate, ...], extra: Sequence[Edit] = ()) -> Article:
         edits = [e for c in candidates for e in c.edits] + list(extra)
+        return parse_article(apply_edits(self.article.text, edits), self.article.path)
+
+    def prepare(self, articles: Sequence[Article]) -> None:
+        """The server, every stack the texts need (built in parallel) and its runner."""
+        self.session.server()
+        stacks = list(dict.fromkeys(line_stack(self.session, a.install_packages) for a in articles))
+        if len(stacks) > 1:  # uv's work is subprocesses: threads build them in parallel
+            with ThreadPoolExecutor(max_workers=len(stacks)) as pool:
+                list(pool.map(self._env_or_error, stacks))
+        for stack in stacks:
+            with contextlib.suppress(StackError, ForkServerError):  # the trial says why
+                self.session.runner(stack, self.session.options.claims_runner)
+
+    def _env_or_error(self, stack: str) -> None:
+        with contextlib.suppress(StackError):  # kept by the session; the trial says why
+            self.session.stack_env(stack)
+
+    def beside(self, article: Article) -> str:
+        """A stack name of its own for `article`'s run: the same environment under another name,
+        so that the run gets a runner (a fork server) of its own and runs beside the session's
+        other run on that stack instead of taking turns with it. Call it from the main thread."""
+        base = line_stack(self.session, article.install_packages)
+        name = f"{base}_beside"
+        if name not in self.session.stacks:
+            env = self.session.stack_env(base)
+            self.session.adopt_env(replace(env, stack=replace(env.stack, name=name)))
+        self.session.runner(name, self.session.options.claims_runner)
+        return name
+
+    def observe(self, article: Article, stack: str | None = None) -> Observations:
+        key = run_inputs(article)
+        if key not in self.runs:
+            stack = stack or line_stack(self.session, article.install_packages)
+            self.runs[key] = probe(self.session, stack, article)
+        return self.runs[key]
+
+    def trial(
+        self, candidates: tuple[Candidate, ...], extra: Sequence[Edit] = (), stack: str | None = None
+    ) -> Trial:
         try:
-            text = apply_edits(self.article.text, edits)
-            article = parse_article(text, self.article.path)
-            stack = line_stack(self.session, article.install_packages)
-            obs = probe(self.session, stack, article)
+            article = self.edited(candidates, extra)
+            obs = self.observe(article, stack)
         except (RepairError, ArticleError, StackError, ServerError, ForkServerError) as exc:
             return Trial(candidates, error=str(exc).splitlines()[0])
         return Trial(candidates, self.verdicts(obs, article), obs, article)
 
     def evaluate(self, sets: list[tuple[Candidate, ...]]) -> list[Trial]:
-        self.session.server()  # started once, before the threads share it
-        with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(sets)))) as pool:
-            return list(pool.map(self.trial, sets))
+        """Each set of candidates followed for real; distinct runs in parallel."""
+        articles = []
+        for candidates in sets:
+            try:
+                articles.append(self.edited(candidates))
+            except (RepairError, ArticleError):
+                continue  # the trial says why
+        self.prepare(articles)
+        # one thread per distinct run; texts sharing a run wait for it (made once, below)
+        fresh: dict[tuple[Any, ...], Article] = {}
+        for article in articles:
+            if run_inputs(article) not in self.runs:
+                fresh.setdefault(run_inputs(article), article)
+        if len(fresh) > 1:
+            with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(fresh)))) as pool:
+                done = pool.map(self._probe_or_error, fresh.values())
+                for key, obs in zip(fresh, done, strict=True):
+                    if obs is not None:
+                        self.runs[key] = obs
+        return [self.trial(candidates) for candidates in sets]
+
+    def _probe_or_error(self, article: Article) -> Observations | None:
+        try:
+            stack = line_stack(self.session, article.install_packages)
+            return probe(self.session, stack, article)
+        except (StackError, ServerError, ForkServerError):
+            return None  # made again by `trial`, which says why
 
 
 def propose(trial: Trial) -> list[Candidate]:
@@ -294,11 +404,22 @@ def propose(trial: Trial) -> list[Candidate]:
     if trial.article is None or trial.observations is None:
         return []
     obs = trial.observations
-    return candidates_for(trial.article, trial.verdicts, obs.all_output, obs.versions)
+    outputs = [ran.result.output for ran in obs.transcript]
+    return candidates_for(trial.article, trial.verdicts, outputs, obs.versions)
 
 
 def find_repair(prover: Prover, base: Trial) -> tuple[Trial, list[Trial]]:
     return search(base, propose, prover.evaluate)
+
+
+def holds_everywhere(column: Trial, repaired: Trial) -> bool:
+    """A repair that still does its job: nothing broken or not checked on the text with the
+    repair, and every claim holding on the repaired article."""
+    if column.error or repaired.error or not column.verdicts or not repaired.verdicts:
+        return False
+    return not (column.count(BROKEN) or column.count(NOT_CHECKED)) and all(
+        v.verdict == HOLDS for v in repaired.verdicts.values()
+    )
 
 
 def describe(trial: Trial) -> list[dict[str, Any]]:

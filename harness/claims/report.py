@@ -136,6 +136,8 @@ def repair_lines(summary: dict[str, Any]) -> list[str]:
     lines = []
     if summary.get("error"):
         return [f"No repair could be searched: {summary['error']}"]
+    if summary.get("source"):
+        lines.append(f"How: {summary['source']}.")
     if summary["repair"]:
         lines.append(f"The repair ({summary['repair_size']} characters changed):")
         for change in summary["repair"]:

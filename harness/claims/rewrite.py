@@ -5,7 +5,10 @@ Passages and where their new text comes from:
 
 - a setting a release replaced: the replacement its message names (the repair's own candidate);
 - the ``flask db --help`` listing: the listing the repaired article's stack prints;
-- "All of the Alembic commands are there": the Alembic commands flask db lacks, named.
+- "All of the Alembic commands are there": the Alembic commands flask db lacks, named;
+- the output a reader sees and the article does not account for (``no_warnings``): each such
+  line printed under the command that prints it, as the reader sees it (its volatile parts,
+  a folder, an id, written ``...``). Only a command the article itself shows can carry it.
 
 The install line is the repair's business. A drifted claim with no rewriter is left as it is and
 listed, so the verification says plainly what still differs. The text is written at run time (to
@@ -15,6 +18,8 @@ listed, so the verification says plainly what still differs. The text is written
 from __future__ import annotations
 
 import difflib
+import re
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +27,7 @@ from pathlib import Path
 from harness.claims.article import ALEMBIC_SENTENCE, Article
 from harness.claims.checks import alembic_commands
 from harness.claims.helptext import help_commands
+from harness.claims.output import READER_STEPS, UNACCOUNTED, reader_lines, reader_view
 from harness.claims.probe import Observations
 from harness.claims.repair import Candidate, Edit, Trial, candidates_for
 from harness.judge import HOLDS
@@ -70,10 +76,54 @@ def _alembic_sentence(article: Article, obs: Observations, trial: Trial) -> Cand
     )
 
 
+def _command_line(article: Article, argv: tuple[str, ...]) -> int | None:
+    """The 1-based line where the article has the reader type `argv` (``pipenv run`` or not)."""
+    for number, line in enumerate(article.text.splitlines(), 1):
+        try:
+            words = tuple(shlex.split(line))
+        except ValueError:
+            continue
+        if words[-len(argv) :] == argv and words[: -len(argv)] in ((), ("pipenv", "run")):
+            return number
+    return None
+
+
+def _output_lines(article: Article, obs: Observations, trial: Trial) -> Candidate | None:
+    """Print each unaccounted line under the command that prints it (when the article shows it)."""
+    steps = tuple(s for s in READER_STEPS if s != "db_help")
+    by_step = {ran.step: ran.argv for ran in obs.transcript}
+    shown: dict[int, list[str]] = {}
+    for line in reader_lines(obs, article, steps):
+        if line.kind != UNACCOUNTED:
+            continue
+        step = next(r.step for r in obs.transcript if r.command == line.command and r.step in steps)
+        at = _command_line(article, by_step[step])
+        if at is None:
+            return None  # a line of a command the article never shows: no place to print it
+        where = next(r.where for r in obs.transcript if r.step == step)
+        text = "  " + re.sub(r"<[a-z][\w:?-]*>", "...", reader_view(line.text.strip(), where))
+        if text not in shown.setdefault(at, []):
+            shown[at].append(text)
+    if not shown:
+        return None
+    lines = article.text.splitlines(keepends=True)
+    edits = tuple(
+        Edit(at, lines[at - 1], lines[at - 1] + "".join(f"{t}\n" for t in printed))
+        for at, printed in sorted(shown.items())
+    )
+    count = sum(len(p) for p in shown.values())
+    return Candidate(
+        f"print the {count} line(s) of output a reader sees that the article does not account for",
+        trial.verdicts["no_warnings"].observed,
+        edits,
+    )
+
+
 REWRITERS: dict[str, Rewriter] = {
     "flask_env_development": _setting,
     "db_help_listing": _help_listing,
     "all_alembic_commands": _alembic_sentence,
+    "no_warnings": _output_lines,
 }
 
 
