@@ -44,7 +44,9 @@ def compare_eras(
         a, b = dict(era_pins or ()), dict(date_pins or ())
         differ = {n: [a.get(n), b.get(n)] for n in sorted(set(a) | set(b)) if a.get(n) != b.get(n)}
         file = verdicts / f"{name}.yaml"
-        era_verdicts = yaml.safe_load(file.read_text(encoding="utf-8")) if file.exists() else {}
+        records = yaml.safe_load(file.read_text(encoding="utf-8")) if file.exists() else {}
+        # a claim record is the verdict with its evidence; the page compares the verdicts
+        era_verdicts = {c: r["verdict"] if isinstance(r, dict) else r for c, r in (records or {}).items()}
         theirs = verdict_on(day)
         verdicts_differ = {
             c: [era_verdicts.get(c), theirs.get(c)]
