@@ -160,7 +160,7 @@ FAULTS: tuple[Fault, ...] = (
         "render-table-comment-dropped",
         RENDER,
         '    if comment is not None:\n        text += ",\\ncomment=%r" % _ident(comment)\n',
-        "",
+        "    if comment is not None:\n        pass\n",  # same line count: a warning's line number stays
         "create_table forgets the table's comment",
     ),
     # -- Alembic: messages --------------------------------------------------------------------
