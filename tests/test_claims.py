@@ -338,6 +338,21 @@ def test_lines_are_classified_by_explicit_rules():
     assert classify(Ran(("flask",), "p", ok("", plugin), step="migrate"), ARTICLE)[0].kind == ROUTINE_LINE
 
 
+def test_alembic_serial_sequence_line_is_routine_before_and_after_normalising():
+    """The normaliser takes the names out of Alembic's 'Detected sequence' lines (they come in set
+    order); the line is routine INFO log either way, never a line the article fails to account for."""
+    stderr = (
+        f"{INFO}Context impl PostgresqlImpl.\n"
+        "INFO  [alembic.ddl.postgresql] Detected sequence named 'owners_id_seq' as owned by integer "
+        "column 'owners(id)', assuming SERIAL and omitting\n"
+    )
+    ran = Ran(("flask",), "project", ok("", stderr), step="recipe_migrate")
+    raw, normalised = classify(ran, ARTICLE), classify(ran, ARTICLE, observations().normalise)
+    assert "owners_id_seq" in raw[1].text and "<sequence>" in normalised[1].text
+    for line in raw + normalised:
+        assert line.kind == ROUTINE_LINE, line.text
+
+
 def test_upgrade_all_pending_needs_the_output_to_show_each_revision():
     applied = {
         "pending_upgrade": ok(),

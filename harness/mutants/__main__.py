@@ -70,6 +70,8 @@ SUBSET = (
     "scenarios/constraints/foreign_key_added_dropped.yaml",
     "scenarios/comments/column_comment.yaml",
     "scenarios/comments/table_comment.yaml",
+    "scenarios/comments/table_created_with_comment.yaml",
+    "scenarios/tables/automatic_table_name.yaml",
     "scenarios/workflow/two_pending.yaml",
 )
 

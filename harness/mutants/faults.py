@@ -160,7 +160,7 @@ FAULTS: tuple[Fault, ...] = (
         "render-table-comment-dropped",
         RENDER,
         '    if comment is not None:\n        text += ",\\ncomment=%r" % _ident(comment)\n',
-        "",
+        "    if comment is not None:\n        pass\n",  # same line count: a warning's line number stays
         "create_table forgets the table's comment",
     ),
     # -- Alembic: messages --------------------------------------------------------------------
@@ -277,15 +277,18 @@ WOULD_CATCH: dict[str, str] = {
     "check' becomes 'added: check-migrations'); the recorded command set would change",
     "fsa-echo-default-on": "transcripts (issue 11): every command would print SQLAlchemy's SQL log lines, "
     "lines the article does not account for",
-    "flask-dotenv-overrides-environment": "a new claim check: run one command with DATABASE_URL set in the "
-    "environment and .flaskenv naming another, and require the environment to win (Flask's documented "
-    "precedence); no observation of today's or issue 11's covers precedence",
-    "fsa-tablename-not-snake-case": "a scenario with a CamelCase model and no __tablename__ in the subset "
-    "run (none of its 15 scenarios has one; run with --library full to see whether the library does)",
-    "render-table-comment-dropped": "a scenario whose first migration creates a table that already has a "
-    "comment (comments/table_comment adds it later, through create_table_comment), and the table's "
-    "comment in the schema snapshot: today's snapshot (SQLAlchemy's inspector) has no table comments; "
-    "issue 11's complete schema (obj_description) would show the comment missing",
+    "flask-dotenv-overrides-environment": "nothing the article claims: it tells the reader to put "
+    "FLASK_APP and DATABASE_URL in .env or .flaskenv and says nothing of variables already set in the "
+    "shell; and every command runs with a reader's environment that has neither (harness/runners/base.py "
+    "PASS_ENV), so no probe can set one. Catching it needs a per-command environment in the runners and a "
+    "check of Flask's own documented precedence (environment over .env over .flaskenv), which is Flask's "
+    "contract, not the article's",
+    "fsa-tablename-not-snake-case": "tables/automatic_table_name (a CamelCase model without __tablename__, "
+    "in the subset): its snapshot names the table pet_owner; if this row says missed, that scenario no "
+    "longer reaches Flask-SQLAlchemy's naming",
+    "render-table-comment-dropped": "comments/table_created_with_comment (in the subset): its first "
+    "migration creates a table with a comment, and the complete schema (obj_description) and "
+    "autogenerate_clean would both see the comment missing; if this row says missed, look there",
     "compare-column-comment-missed": "the complete schema (issue 11, col_description) compared after "
     "upgrade, and a scenario adding a comment to a column that had none",
 }
