@@ -99,7 +99,7 @@ def markdown(results: list[ClaimResult], article_name: str) -> str:
         row = [f"`{claim}`: {_md_cell(first.paraphrase)}", _md_cell(first.section)]
         for stack in stacks:
             cell = cells.get((claim, stack))
-            row.append(f"[{cell.verdict}](#{claim}-{stack})" if cell else "")
+            row.append(f"[{cell.verdict}](#{_anchor(claim, stack)})" if cell else "")
         lines.append("| " + " | ".join(row) + " |")
     lines += ["", "## Evidence", ""]
     for claim in claims:
@@ -107,7 +107,7 @@ def markdown(results: list[ClaimResult], article_name: str) -> str:
             cell = cells.get((claim, stack))
             if cell is None:
                 continue
-            lines += [f'<a id="{claim}-{stack}"></a>', f"### {claim} on {stack}: {cell.verdict}", ""]
+            lines += [f'<a id="{_anchor(claim, stack)}"></a>', f"### {claim} on {stack}: {cell.verdict}", ""]
             if cell.reason:
                 lines += [f"Why: {cell.reason}", ""]
             lines += [
@@ -182,3 +182,9 @@ def repair_markdown(summary: dict[str, Any]) -> str:
         out += ["", "<details><summary>Unified diff of the repaired article</summary>", "", "```diff"]
         out += [summary["diff"].rstrip(), "```", "", "</details>"]
     return "\n".join(out) + "\n"
+
+
+def _anchor(claim: str, column: str) -> str:
+    """A link target for one cell: a column's name may hold spaces ("with the repair"), which an
+    id and a Markdown link cannot."""
+    return f"{claim}-{column}".replace(" ", "-")
