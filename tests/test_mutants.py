@@ -120,6 +120,11 @@ JUNIT = """<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="py
 claim 'init_tree' on stack 'current':
 error at setup
 more</error></testcase>
+<testcase classname="scenarios.article.article.yaml" name="article[current]" time="1">
+  <failure message="scenario 'article' on stack 'current':&#10;[+65 more lines; full report in element text]">
+E   Failed: scenario 'article' on stack 'current':
+E   invariant 'autogenerate_clean' failed
+E   more</failure></testcase>
 </testsuite></testsuites>"""
 
 
@@ -133,12 +138,16 @@ def test_failures_in_junit_order_with_their_first_line() -> None:
             "claims/catalogue.yaml::init_tree[current]",
             "claim 'init_tree' on stack 'current': error at setup",
         ),
+        Failure(  # pytest shortened the message: the line it introduces is in the element text
+            "scenarios/article/article.yaml::article[current]",
+            "scenario 'article' on stack 'current': invariant 'autogenerate_clean' failed",
+        ),
     ]
 
 
 def test_judge_run_caught_missed_and_a_failing_session_without_a_failing_test() -> None:
     caught = judge_run("f", RunResult(1, JUNIT, seconds=3.0), "why")
-    assert caught.status == CAUGHT and caught.failures == 2
+    assert caught.status == CAUGHT and caught.failures == 3
     assert caught.failure is not None and caught.failure.test.endswith("add_column[current]")
     passing = JUNIT.replace("<failure", "<skipped").replace("</failure>", "</skipped>")
     passing = passing.replace("<error", "<skipped").replace("</error>", "</skipped>")

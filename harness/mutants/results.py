@@ -9,6 +9,7 @@ one, e.g. an unused snapshot) caught the fault; a run that passed missed it.
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
 
@@ -60,14 +61,27 @@ def _test_id(case: ET.Element) -> str:
     return f"{classname}::{name}" if classname else name
 
 
-def _first_line(text: str | None) -> str:
+# pytest shortens a long junit message to its first lines and adds this note (_pytest/junitxml.py)
+_PYTEST_NOTE = re.compile(r"^\[.*; full report in element text\]$")
+_PYTEST_E = re.compile(r"^E\s+")  # the prefix of an error line in pytest's own report
+
+
+def _first_line(text: str | None, full: str | None = None) -> str:
     """The first non-empty line; one that only introduces the next ("scenario 'x' on stack 'y':")
-    is joined with it, so the table says what went wrong."""
-    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    is joined with it, so the table says what went wrong. pytest's note that it shortened the
+    message is not a line of it: the next line is then looked up in `full` (the element text)."""
+    lines = [
+        ln.strip() for ln in (text or "").splitlines() if ln.strip() and not _PYTEST_NOTE.match(ln.strip())
+    ]
     if not lines:
         return ""
     if lines[0].endswith(":") and len(lines) > 1:
         return f"{lines[0]} {lines[1]}"
+    if lines[0].endswith(":") and full:
+        rest = [ln.strip() for ln in full.splitlines() if ln.strip()]
+        for here, following in zip(rest, rest[1:], strict=False):
+            if here.endswith(lines[0]):
+                return f"{lines[0]} {_PYTEST_E.sub('', following)}"
     return lines[0]
 
 
@@ -79,7 +93,7 @@ def failures(junit_xml: str) -> list[Failure]:
         for tag in ("failure", "error"):
             element = case.find(tag)
             if element is not None:
-                line = _first_line(element.get("message")) or _first_line(element.text)
+                line = _first_line(element.get("message"), element.text) or _first_line(element.text)
                 found.append(Failure(_test_id(case), line))
                 break
     return found
