@@ -17,7 +17,6 @@ Pass/fail comes from `judge`; nothing is decided here.
 from __future__ import annotations
 
 import json
-import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,17 +41,14 @@ from harness.claims.repair import (
 from harness.claims.report import ClaimResult, environment_json, repair_markdown, repair_terminal
 from harness.claims.rewrite import Rewrite, Written, rewrite, unified_diff, write_repaired
 from harness.judge import (
-    FAIL,
-    SKIP,
     VERDICTS,
-    XFAIL,
     ClaimFinding,
     judge_repair_column,
     judge_repair_record,
     judge_repaired_article,
 )
 from harness.plugin.claims import CLAIMS_STASH, ClaimDriftWarning, ClaimFailed, ClaimItem
-from harness.plugin.common import SETTINGS, call_properties, session_of
+from harness.plugin.common import SETTINGS, call_properties, session_of, translate
 from harness.runners import ForkServerError
 from harness.stacks import StackError
 
@@ -353,13 +349,7 @@ class RepairClaimItem(pytest.Item):
             verdict.article,
             verdict.reason,
         )
-        outcome = judge_repair_column(finding)
-        for warning in outcome.warnings:
-            warnings.warn(ClaimDriftWarning(warning), stacklevel=1)
-        if outcome.status == SKIP:
-            pytest.skip(outcome.message)
-        if outcome.status == XFAIL:
-            pytest.xfail(outcome.message)
+        translate(judge_repair_column(finding), ClaimFailed, ClaimDriftWarning)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, ClaimFailed):
@@ -381,8 +371,7 @@ class RepairedArticleItem(pytest.Item):
         outcome = judge_repaired_article(
             {k: v.verdict for k, v in result.verified.verdicts.items()}, result.verified.error, blocking=False
         )
-        if outcome.status == XFAIL:
-            pytest.xfail(outcome.message)
+        translate(outcome, ClaimFailed, ClaimDriftWarning)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, ClaimFailed):
@@ -410,11 +399,7 @@ class RecordedRepairItem(pytest.Item):
                 self.user_properties.append(("snapshot_written", str(path)))
             return
         comparison = store.compare_file(observed, path)
-        outcome = judge_repair_record(comparison, result.record_applies)
-        if outcome.status == SKIP:
-            pytest.skip(outcome.message)
-        if outcome.status == FAIL:
-            raise ClaimFailed(outcome.message)
+        translate(judge_repair_record(comparison, result.record_applies), ClaimFailed, ClaimDriftWarning)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, ClaimFailed):

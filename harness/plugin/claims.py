@@ -17,7 +17,6 @@ The article is probed once per stack per session, through the session's runner.
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +30,13 @@ from harness.claims.checks import run_check
 from harness.claims.probe import Observations, probe, transcript_data
 from harness.claims.report import ClaimResult, environment_json, markdown, terminal_table
 from harness.judge import (
-    FAIL,
-    SKIP,
     ClaimFinding,
     Outcome,
     judge_claim_gate,
     judge_claim_record,
     judge_transcript,
 )
-from harness.plugin.common import SETTINGS, expand_stacks, failure_text, session_of
+from harness.plugin.common import SETTINGS, expand_stacks, failure_text, session_of, translate
 from harness.runners import ForkServerError
 from harness.server import ServerError
 from harness.stacks import StackError
@@ -147,12 +144,7 @@ class _StackItem(pytest.Item):
             raise ClaimFailed(str(exc)) from None
 
     def translate(self, outcome: Outcome) -> None:
-        for warning in outcome.warnings:
-            warnings.warn(ClaimDriftWarning(warning), stacklevel=1)
-        if outcome.status == SKIP:
-            pytest.skip(outcome.message)
-        if outcome.status == FAIL:
-            raise ClaimFailed(outcome.message)
+        translate(outcome, ClaimFailed, ClaimDriftWarning)
 
 
 class TranscriptItem(_StackItem):

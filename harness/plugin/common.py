@@ -4,6 +4,7 @@ a run asked for."""
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 from harness.claims.article import ARTICLE_ENV, DEFAULT_ARTICLE
+from harness.judge import FAIL, SKIP, XFAIL, Outcome
 from harness.project import FIXTURE
 from harness.session import DEFAULT_STACK, Session
 from harness.stacks import DEFAULT_STACKS_FILE
@@ -88,6 +90,19 @@ def expand_stacks(
 
 def scenario_stacks(config: pytest.Config) -> list[str]:
     return expand_stacks(config, config.getoption("stack"), [DEFAULT_STACK], scenarios=True)
+
+
+def translate(outcome: Outcome, failed: type[Exception], warning: type[Warning]) -> None:
+    """The judge's `Outcome` as pytest says it, the same for every item: its warnings, then skip,
+    xfail, or `failed` raised with the judge's message (the items print it without a traceback)."""
+    for text in outcome.warnings:
+        warnings.warn(warning(text), stacklevel=2)
+    if outcome.status == SKIP:
+        pytest.skip(outcome.message)
+    if outcome.status == XFAIL:
+        pytest.xfail(outcome.message)
+    if outcome.status == FAIL:
+        raise failed(outcome.message)
 
 
 def failure_text(prefix: str, excinfo: Any, detail: Any) -> str:

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from harness.check import ScenarioCheck, check_scenario
-from harness.judge import FAIL, SKIP, XFAIL
-from harness.plugin.common import failure_text, scenario_stacks, session_of
+from harness.plugin.common import failure_text, scenario_stacks, session_of, translate
 from harness.runners import ForkServerError
 from harness.scenario import Scenario, ScenarioError, load_scenario
 from harness.server import ServerError
@@ -66,14 +64,8 @@ class ScenarioItem(pytest.Item):
         outcome = self.result.outcome
         if self.result.written:
             self.user_properties.append(("snapshot_written", str(self.result.written)))
-        for warning in outcome.warnings:  # e.g. a query result cut to the snapshot's size limit
-            warnings.warn(ScenarioWarning(warning), stacklevel=1)
-        if outcome.status == SKIP:
-            pytest.skip(outcome.message)
-        if outcome.status == XFAIL:
-            pytest.xfail(outcome.message)
-        if outcome.status == FAIL:
-            raise ScenarioFailed(outcome.message)
+        # warnings: e.g. a query result cut to the snapshot's size limit
+        translate(outcome, ScenarioFailed, ScenarioWarning)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, ScenarioFailed):
