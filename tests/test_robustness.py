@@ -673,10 +673,19 @@ def test_a_pg_url_password_on_a_command_line_is_warned_about(harness_server):
     a --pg-url whose password shows on one gets a warning naming the process and the remedy."""
     password = str(harness_server.url.password)
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys; sys.stdin.read()", f"--pg-url=postgresql://x:{password}@h/db"],
+        [
+            sys.executable,
+            "-c",
+            "import sys; print('ready', flush=True); sys.stdin.read()",
+            f"--pg-url=postgresql://x:{password}@h/db",
+        ],
         stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
     )
     try:
+        # Popen returns once execve has released it, before the kernel has set the new command
+        # line (it reads empty until then): wait for the holder to say it runs
+        assert holder.stdout.readline() == b"ready\n"
         assert account.command_lines_showing(password) == [holder.pid]
         with session_for(harness_server) as session, pytest.warns(UserWarning) as warned:
             session.server()
