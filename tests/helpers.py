@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,14 @@ def one_table(scenario_id: str, models: str = OWNERS) -> str:
     return ONE_TABLE.format(id=scenario_id, models=models)
 
 
+def timeout_for(run: Any) -> int:
+    """A command timeout derived from a measured run of the same scenario without its hang: 2 s
+    plus five times its slowest command, in whole seconds. A busy machine makes every command
+    slower alike, so the timeout grows with it instead of expiring before the hang begins."""
+    slowest = max(c.result.seconds for s in run.steps for c in s.commands if c.result is not None)
+    return math.ceil(2 + 5 * slowest)
+
+
 def processes_in(folder: Path) -> list[str]:
     """Processes whose working folder or command line is inside `folder`."""
     found = []
@@ -55,10 +64,10 @@ def processes_in(folder: Path) -> list[str]:
     return found
 
 
-def session_for(
-    server: Server, runner: str = "subprocess", timeout: float = 120.0, **options: Any
-) -> Session:
+def session_for(server: Server, runner: str = "fork", timeout: float = 120.0, **options: Any) -> Session:
     """A session of its own on an existing server (the run's throwaway one): the tests that
-    compare runners or options need sessions the plugin's own does not provide."""
+    compare runners or options need sessions the plugin's own does not provide. The fork runner
+    by default: tests/test_fastrunner.py proves it observes what the subprocess runner does, at a
+    tenth of the cost per command; a test about the subprocess runner asks for it."""
     url = server.url.render_as_string(hide_password=False)
     return Session(Options(pg_url=url, runner=runner, command_timeout=timeout, **options))

@@ -48,6 +48,25 @@ def test_a_claim_record_of_no_claim_is_unused(pytester: pytest.Pytester) -> None
     assert (claims / "verdicts" / "current.yaml").read_text() == "{}\n"
 
 
+def test_one_stacks_claims_run_on_one_worker_under_loadgroup(pytester: pytest.Pytester) -> None:
+    """`-n 2 --dist loadgroup` keeps a stack's claims on one worker, so the article is probed once
+    per stack (pytest 9.2 with xdist 3.8 silently stopped grouping: pytest-dev/pytest-xdist#1386).
+    The article is missing, so every claim fails at once, without a probe."""
+    claims = pytester.path / "claims"
+    claims.mkdir()
+    ids = ["install_line", "init_tree", "migrate_one_file", "owners_table", "db_help_listing"]
+    entries = "".join(f"  - id: {i}\n    section: s\n    claim: c\n    check: {i}\n" for i in ids)
+    (claims / "catalogue.yaml").write_text("claims:\n" + entries)
+    result = _run(pytester, "claims", "-n", "2", "--dist", "loadgroup", "-v", "--article", "missing.txt")
+    workers: dict[str, set[str]] = {}
+    for line in result.stdout.lines:
+        if line.startswith("[gw") and "catalogue.yaml::" in line:
+            stack = line.split("[")[-1].split("]")[0]
+            workers.setdefault(stack, set()).add(line.split("]")[0])
+    assert sorted(workers) == ["article", "current"], result.stdout.str()
+    assert all(len(w) == 1 for w in workers.values()), workers
+
+
 def test_duplicate_scenario_ids_are_a_collection_error_naming_both_files(pytester: pytest.Pytester) -> None:
     text = "id: same\ntitle: t\nsteps:\n  - name: s\n    commands: [init]\n"
     for folder in ("a", "b"):

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from helpers import OWNERS, STACK_CACHE, one_table, processes_in, session_for
+from helpers import OWNERS, STACK_CACHE, one_table, processes_in, session_for, timeout_for
 
 from harness import account
 from harness.database import leftover_databases
@@ -48,7 +48,10 @@ class Inner:
         return path
 
     def run(self, *args: str) -> pytest.RunResult:
-        return self.pytester.runpytest_subprocess("--pg-url", self.url, "-p", "no:cacheprovider", *args)
+        """The fork runner unless `args` name another (tests/test_fastrunner.py proves it faithful)."""
+        return self.pytester.runpytest_subprocess(
+            "--pg-url", self.url, "-p", "no:cacheprovider", "--runner", "fork", *args
+        )
 
     def assert_nothing_left(self, *scenario_ids: str) -> None:
         """No temporary folder in the inner run's TMPDIR, no database of its scenarios on the server."""
@@ -336,25 +339,24 @@ def test_an_upgrade_postgresql_rejects_is_an_observation_with_the_rolled_back_st
 # --- faults ----------------------------------------------------------------------------------
 
 
-HANGING_MODELS = (
-    "      import time\n"
-    "      print('models: about to wait for ever', flush=True)\n"
-    "      time.sleep(600)\n" + OWNERS
-)
+OWNERS_PRINTING = "      print('models: about to wait for ever', flush=True)\n" + OWNERS
+HANGING_MODELS = "      import time\n" + OWNERS_PRINTING.replace("\n", "\n      time.sleep(600)\n", 1)
 
 
-def test_a_hanging_command_is_stopped_at_its_timeout_with_its_output_so_far(inner):
+def test_a_hanging_command_is_stopped_at_its_timeout_with_its_output_so_far(
+    inner, harness_stack, harness_server
+):
+    # The timeout must outlast `flask db init` importing the app up to the models' print: it is
+    # derived from the same scenario run without the sleep, so a loaded machine lengthens it.
+    measured, _ = _run(scenario_text("hangs", OWNERS_PRINTING), harness_stack, harness_server)
+    assert measured.error is None, measured.error
+    timeout = timeout_for(measured)
     inner.write("hangs.yaml", scenario_text("hangs", HANGING_MODELS))
-    # The timeout must outlast `flask db init` importing the app up to the models' print, which a
-    # loaded machine made longer than 5 s: 30 s leaves room for that; the command still sleeps
-    # far longer (600 s), so only a stop at the timeout ends it before that.
-    started = time.monotonic()
-    result = inner.run("--command-timeout", "30")
-    assert time.monotonic() - started < 590  # stopped, not waited for
+    result = inner.run("--command-timeout", str(timeout))
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
-            "*scenarios/hangs.yaml:14: step 'owners', command `flask db init`: timed out after 30s; "
+            f"*scenarios/hangs.yaml:14: step 'owners', command `flask db init`: timed out after {timeout}s; "
             "output so far:",
             "models: about to wait for ever",
             "What to do: look for a hang in the models or the migration, or raise --command-timeout",
@@ -368,9 +370,11 @@ def test_hanging_sql_is_stopped_at_the_command_timeout(harness_stack, harness_se
     text = scenario_text("sql_hangs").replace(
         "      - upgrade\n", "      - upgrade\n      - sql: SELECT pg_sleep(600)\n"
     )
+    # the timeout also bounds init, migrate and upgrade before the sleep: derived from them
+    measured, _ = _run(scenario_text("sql_hangs"), harness_stack, harness_server)
+    assert measured.error is None, measured.error
     started = time.monotonic()
-    # the timeout also bounds init, migrate and upgrade before the sleep: room for a loaded machine
-    run, _ = _run(text, harness_stack, harness_server, timeout=30)
+    run, _ = _run(text, harness_stack, harness_server, timeout=timeout_for(measured))
     assert time.monotonic() - started < 590  # stopped by statement_timeout, not waited for
     assert run.error.startswith(
         "scenarios/sql_hangs.yaml:14: step 'owners', command `sql: SELECT pg_sleep(600)`: "
@@ -403,31 +407,44 @@ def test_the_server_stopped_mid_run_is_a_clear_failure_and_the_other_scenarios_a
     server = throwaway.start()
     try:
         text = scenario_text("a_first").replace(
-            "      - upgrade\n", "      - upgrade\n      - sql: SELECT pg_sleep(60)\n"
+            "      - upgrade\n", "      - upgrade\n      - sql: SELECT pg_sleep(600)\n"
         )
         inner.write("a_first.yaml", text)
         inner.write("b_second.yaml", scenario_text("b_second"))
         inner.write("c_third.yaml", scenario_text("c_third"))
         url = server.url.render_as_string(hide_password=False)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "pytest", "--pg-url", url, "-p", "no:cacheprovider", "-p", "no:randomly"],
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "--pg-url",
+                url,
+                "-p",
+                "no:cacheprovider",
+                "-p",
+                "no:randomly",
+                "--runner",
+                "fork",
+            ],
             cwd=inner.pytester.path,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
         )
         try:
-            _wait_for(lambda: _sleeping(server), 120, "the first scenario's pg_sleep")
+            # limits that only turn a hang into a failure, far beyond a loaded machine's seconds
+            _wait_for(lambda: _sleeping(server), 300, "the first scenario's pg_sleep")
         finally:
             throwaway.stop()
-        out, _ = proc.communicate(timeout=120)  # no hang
+        out, _ = proc.communicate(timeout=300)  # no hang
     finally:
         throwaway.stop()
     assert proc.returncode == 1, out  # tests failed; not interrupted (2) nor an internal error (3)
     assert "INTERNALERROR" not in out and "Traceback" not in out
     assert "3 failed" in out
     assert (
-        "scenarios/a_first.yaml:14: step 'owners', command `sql: SELECT pg_sleep(60)`: "
+        "scenarios/a_first.yaml:14: step 'owners', command `sql: SELECT pg_sleep(600)`: "
         "the PostgreSQL server went away: " in out
     )
     for later in ("b_second", "c_third"):
