@@ -49,6 +49,7 @@ from harness.stacks import (
     Stack,
     StackEnv,
     StackError,
+    default_cache_root,
     ensure_env,
     load_stacks,
     runnable,
@@ -222,7 +223,9 @@ class Session:
                     self._server = existing_server(self.options.pg_url)
                     _warn_if_password_on_a_command_line(self._server)
                 else:
-                    self._throwaway = ThrowawayServer(self.options.pg_ctl, self.options.postgres)
+                    self._throwaway = ThrowawayServer(
+                        self.options.pg_ctl, self.options.postgres, cache=default_cache_root() / "initdb"
+                    )
                     self._server = self._throwaway.start()
             except ServerError as exc:
                 self._server_error = str(exc)

@@ -10,8 +10,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
-from harness import server
+from harness import initdb_cache, server
 from harness.server import ServerError, ThrowawayServer, choose_pg_ctl, embedded_pg_ctl
 
 pytestmark = pytest.mark.needs_server
@@ -184,3 +185,70 @@ def test_a_server_that_accepts_tcp_and_never_answers_fails_with_one_line_within_
     assert f"no answer within {server.CONNECT_TIMEOUT}s" in message
     assert "secret" not in message
     assert took >= server.CONNECT_TIMEOUT - 1  # it did wait for the answer, then gave up
+
+
+def test_a_second_server_copies_the_cached_cluster_and_gets_its_own_password(tmp_path, monkeypatch):
+    """The first server runs initdb and keeps a copy; the second runs no initdb (made to fail
+    here), starts from the copy, and takes no password but its own fresh one."""
+    cache = tmp_path / "initdb"
+    first = ThrowawayServer(cache=cache)
+    first_server = first.start()
+    try:
+        (kept,) = cache.iterdir()
+        assert (kept / "PG_VERSION").is_file() and (cache.stat().st_mode & 0o077) == 0
+
+        def no_initdb(self) -> None:
+            raise AssertionError("initdb ran although the cache holds a cluster")
+
+        monkeypatch.setattr(server.PostgreSQLExecutor, "init_directory", no_initdb)
+        second = ThrowawayServer(cache=cache)
+        second_server = second.start()
+        try:
+            assert not (second.folder / "pwfile").exists()  # initdb's throwaway password is gone
+            assert first_server.url.password != second_server.url.password
+            for url, works in (
+                (second_server.url, True),
+                (second_server.url.set(password=first_server.url.password), False),
+            ):
+                engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+                try:
+                    if works:
+                        with engine.connect() as conn:
+                            assert conn.execute(sa.text("SELECT current_user")).scalar() == "postgres"
+                    else:
+                        with pytest.raises(sa.exc.OperationalError, match="password authentication failed"):
+                            engine.connect().close()
+                finally:
+                    engine.dispose()
+        finally:
+            second.stop()
+    finally:
+        first.stop()
+    assert [p.name for p in cache.iterdir()] == [kept.name]  # no staging folder left
+
+
+def test_the_initdb_cache_key_follows_what_shapes_the_cluster(tmp_path, monkeypatch) -> None:
+    pg_ctl = choose_pg_ctl().path
+    key = initdb_cache.InitdbCache.for_install(tmp_path, pg_ctl, ["--no-sync"], 1000).key
+    assert initdb_cache.InitdbCache.for_install(tmp_path, pg_ctl, ["--no-sync"], 1000).key == key
+    assert (
+        initdb_cache.InitdbCache.for_install(tmp_path, pg_ctl, ["--no-sync", "-E", "LATIN1"], 1000).key != key
+    )
+    assert initdb_cache.InitdbCache.for_install(tmp_path, pg_ctl, ["--no-sync"], 1001).key != key
+    monkeypatch.setenv("LC_ALL", "C")
+    with_locale = initdb_cache.InitdbCache.for_install(tmp_path, pg_ctl, ["--no-sync"], 1000).key
+    monkeypatch.setenv("LC_ALL", "C.UTF-8")
+    assert initdb_cache.InitdbCache.for_install(tmp_path, pg_ctl, ["--no-sync"], 1000).key != with_locale
+    embedded = embedded_pg_ctl()
+    if embedded is not None:  # another install
+        assert initdb_cache.InitdbCache.for_install(tmp_path, str(embedded), ["--no-sync"], 1000).key != key
+
+
+def test_a_cache_that_cannot_be_written_is_only_an_initdb_each_time(tmp_path) -> None:
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the cache folder would be\n")
+    throwaway = ThrowawayServer(cache=blocked / "initdb")
+    try:
+        assert throwaway.start().version
+    finally:
+        throwaway.stop()
