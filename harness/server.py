@@ -55,7 +55,31 @@ SERVICE_ACCOUNT = "migrate-harness"
 # must fail the session with one line, not hang it.
 CONNECT_TIMEOUT = 10
 # A throwaway cluster needs no durability; these settings make CREATE DATABASE and DDL cheaper.
-FAST_SETTINGS = "-c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+# WAL is kept small (checkpoints cost little without fsync): the cluster may live in memory.
+# Dynamic shared memory is kept in the data directory (mmap), not as /dev/shm/PostgreSQL.*
+# files: an immediate shutdown or a kill -9 left those behind, 44 of them on this machine.
+SERVER_SETTINGS = (
+    "-c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+    "-c min_wal_size=32MB -c max_wal_size=64MB -c dynamic_shared_memory_type=mmap"
+)
+# Memory-backed temporary storage, used for the cluster when TMPDIR is not set and it has room:
+# each scenario's CREATE DATABASE writes some 300 files and DROP DATABASE deletes them, and on
+# ext4 allocating inodes among so many recently deleted ones took 16% of the scenario library's
+# CPU (perf, 2 cores); on tmpfs the library ran in 29.5 s instead of 35 s.
+MEMORY_TMP = Path("/dev/shm")
+MEMORY_TMP_ROOM = 1 << 30
+
+
+def server_tmp() -> str | None:
+    """Where a throwaway cluster's folder goes: $TMPDIR when set (the user chose), else memory
+    when it is there, writable and has room, else the system's temporary folder (None)."""
+    if os.environ.get("TMPDIR"):
+        return None
+    try:
+        roomy = shutil.disk_usage(MEMORY_TMP).free >= MEMORY_TMP_ROOM
+    except OSError:
+        return None
+    return str(MEMORY_TMP) if roomy and os.access(MEMORY_TMP, os.W_OK | os.X_OK) else None
 
 
 class ServerError(Exception):
@@ -276,7 +300,7 @@ class ThrowawayServer:
 
     def start(self) -> Server:
         password = secrets.token_urlsafe(18)
-        self.folder = Path(tempfile.mkdtemp(prefix="migrate-harness-pg-"))
+        self.folder = Path(tempfile.mkdtemp(prefix="migrate-harness-pg-", dir=server_tmp()))
         REAPER.add("folder", str(self.folder))  # removed by the reaper if this process is killed
         executable = self.pg_ctl
         owner = None
@@ -351,7 +375,7 @@ class ThrowawayServer:
             startparams="-w",
             dbname="postgres",
             user="postgres",
-            postgres_options=FAST_SETTINGS,
+            postgres_options=SERVER_SETTINGS,
             pwfile=str(pwfile),
             cache=cache,
             owner=owner,

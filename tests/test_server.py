@@ -252,3 +252,39 @@ def test_a_cache_that_cannot_be_written_is_only_an_initdb_each_time(tmp_path) ->
         assert throwaway.start().version
     finally:
         throwaway.stop()
+
+
+def test_a_server_keeps_its_shared_memory_in_its_folder_and_takes_it_away() -> None:
+    """PostgreSQL's default dynamic shared memory is a /dev/shm/PostgreSQL.* file per server,
+    which an immediate shutdown (ours) or a kill -9 leaves behind; in the data directory it goes
+    with the folder."""
+    shm = Path("/dev/shm")
+    before = {p.name for p in shm.glob("PostgreSQL.*")} if shm.is_dir() else set()
+    throwaway = ThrowawayServer()
+    try:
+        started = throwaway.start()
+        engine = sa.create_engine(started.url, poolclass=sa.pool.NullPool)
+        try:
+            with engine.connect() as conn:
+                assert conn.execute(sa.text("SHOW dynamic_shared_memory_type")).scalar() == "mmap"
+        finally:
+            engine.dispose()
+    finally:
+        throwaway.stop()
+    after = {p.name for p in shm.glob("PostgreSQL.*")} if shm.is_dir() else set()
+    assert after - before == set()
+
+
+def test_the_cluster_goes_to_memory_unless_tmpdir_says_otherwise(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(server, "MEMORY_TMP", tmp_path)
+    monkeypatch.delenv("TMPDIR", raising=False)
+    monkeypatch.setattr(server, "MEMORY_TMP_ROOM", 1)
+    assert server.server_tmp() == str(tmp_path)
+    monkeypatch.setattr(server, "MEMORY_TMP_ROOM", 1 << 60)  # no room
+    assert server.server_tmp() is None
+    monkeypatch.setattr(server, "MEMORY_TMP_ROOM", 1)
+    monkeypatch.setattr(server, "MEMORY_TMP", tmp_path / "absent")
+    assert server.server_tmp() is None
+    monkeypatch.setattr(server, "MEMORY_TMP", tmp_path)
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "chosen"))
+    assert server.server_tmp() is None  # tempfile's own choice: $TMPDIR
