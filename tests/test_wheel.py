@@ -101,6 +101,11 @@ def test_an_installed_wheel_runs_a_scenario_and_a_claim_outside_the_repo(
             "no:cacheprovider",
             "--claims-stack",
             "current",
+            # the fork runner: its server script must ship in the wheel and run from there
+            "--runner",
+            "fork",
+            "--claims-runner",
+            "fork",
             "-v",
             "--pg-url",
             harness_server.url.render_as_string(hide_password=False),
