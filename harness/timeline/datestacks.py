@@ -177,7 +177,16 @@ def build_env(
             if done.returncode == 0:
                 reqs = [f"{n}=={v}" for n, v in pins]
                 done = _uv(
-                    ["pip", "install", "--quiet", "--no-deps", "--python", str(path / "bin/python"), *reqs]
+                    [
+                        "pip",
+                        "install",
+                        "--quiet",
+                        "--no-deps",
+                        "--compile-bytecode",
+                        "--python",
+                        str(path / "bin/python"),
+                        *reqs,
+                    ]
                 )
             if done.returncode != 0:
                 message = _install_error(name, done.stderr)
