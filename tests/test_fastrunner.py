@@ -74,6 +74,15 @@ SAMPLE = {
     "scenarios/enums/enum_value_added.yaml": "an sql step that fails, an enum type",
     # expect: any: the stack decides whether the upgrade fails (an ALTER without USING).
     "scenarios/types/integer_to_boolean.yaml": "an upgrade whose outcome depends on the stack",
+    # The other `flask db` commands, with the options that change what they print: offline SQL
+    # (upgrade, downgrade and stamp --sql), show, current -v, history -v ...
+    "scenarios/workflow/offline_sql.yaml": "offline --sql, show, stamp, current and history -v",
+    # ... branches, heads, merge, revision --branch-label and migrate --rev-id ...
+    "scenarios/workflow/branch_labels.yaml": "branches, heads, merge, labelled revisions",
+    # ... check, which exits non-zero while the models and the migrations differ ...
+    "scenarios/workflow/check_before_after.yaml": "check, failing then passing",
+    # ... and the "please adjust!" edit of a generated revision, then an empty revision.
+    "scenarios/enums/fix_enum_value_added.yaml": "an edit of the revision file, revision",
 }
 FAITHFULNESS_ENV = "MIGRATE_HARNESS_FAITHFULNESS"
 SELECTIONS = {"sample": sorted(Path(p) for p in SAMPLE), "all": LIBRARY}
