@@ -20,14 +20,12 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from harness.database import scratch_database
-from harness.project import create_project
+from harness.account import popen_kwargs
 from harness.runners.base import reader_env
 from harness.runners.fork import SERVER_SCRIPT
 from harness.runners.process import SubprocessRunner
@@ -48,36 +46,33 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     console = Console(width=160)
     load_start = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    with (
-        Session(Options(pg_url=args.pg_url)) as session,
-        tempfile.TemporaryDirectory(prefix="migrate-harness-profile-") as tmp,
-    ):
+    # a workspace as a scenario gets (as root, a folder of the scenario account's), and the
+    # child started as the fork server is (as root, as that account)
+    with Session(Options(pg_url=args.pg_url)) as session, session.workspace("profile") as ws:
         env = session.stack_env(args.stack)
-        with scratch_database(session.server(), "profile") as url:
-            project = create_project(Path(tmp) / "project", url.render_as_string(hide_password=False))
-            runner = SubprocessRunner(env)
-            for step in (["init"], ["migrate", "-m", "first"], ["upgrade"]):
-                done = runner.flask_db(project.root, step)
-                if done.exit_code != 0:
-                    raise SystemExit(
-                        f"preparing the project: flask db {' '.join(step)} failed:\n{done.stderr}"
-                    )
-            flask = str(env.executable("flask"))
-            job = {
-                "runner_dir": str(SERVER_SCRIPT.parent),
-                "repeats": args.repeats,
-                "commands": [
-                    {"argv": [flask, "db", *c], "cwd": str(project.root), "env": reader_env(env.bin_dir)}
-                    for c in COMMANDS
-                ],
-            }
-            done = subprocess.run(
-                [str(env.executable("python")), str(CHILD)],
-                input=json.dumps(job),
-                capture_output=True,
-                text=True,
-                cwd=tmp,
-            )
+        project = ws.project()
+        runner = SubprocessRunner(env)
+        for step in (["init"], ["migrate", "-m", "first"], ["upgrade"]):
+            done = runner.flask_db(project.root, step)
+            if done.exit_code != 0:
+                raise SystemExit(f"preparing the project: flask db {' '.join(step)} failed:\n{done.stderr}")
+        flask = str(env.executable("flask"))
+        job = {
+            "runner_dir": str(SERVER_SCRIPT.parent),
+            "repeats": args.repeats,
+            "commands": [
+                {"argv": [flask, "db", *c], "cwd": str(project.root), "env": reader_env(env.bin_dir)}
+                for c in COMMANDS
+            ],
+        }
+        done = subprocess.run(
+            [str(env.executable("python")), str(CHILD)],
+            input=json.dumps(job),
+            capture_output=True,
+            text=True,
+            cwd=ws.folder,
+            **popen_kwargs(),
+        )
     if done.returncode != 0:
         raise SystemExit(f"profile_child.py failed:\n{done.stderr[-3000:]}")
     results = json.loads(done.stdout)

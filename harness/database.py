@@ -2,6 +2,11 @@
 
 Names carry the process id and a random suffix so that xdist workers and concurrent tox
 environments sharing one server never collide.
+
+The harness's own reads of a scenario's database (the schema after each step, the applied
+revisions) share one connection, kept idle between reads and closed before the database is
+dropped: a login per read cost a new server process, a SCRAM exchange and cold catalog caches,
+some 12 times per scenario.
 """
 
 from __future__ import annotations
@@ -15,9 +20,35 @@ from contextlib import contextmanager
 import sqlalchemy as sa
 
 from harness.reaper import REAPER
-from harness.server import Server, engine_for
+from harness.server import CONNECT_TIMEOUT, Server, engine_for
 
 PREFIX = "mh_"
+_ENGINES: dict[str, sa.Engine] = {}  # a scenario database's URL -> its engine, until it is dropped
+
+
+@contextmanager
+def connection(url: sa.URL) -> Iterator[sa.Connection]:
+    """A connection to `url` for the harness's own reads, from one kept for that database. It
+    is idle (no transaction, so no lock) whenever a command runs; a dead one is replaced."""
+    key = url.render_as_string(hide_password=False)
+    engine = _ENGINES.get(key)
+    if engine is None:
+        engine = _ENGINES[key] = sa.create_engine(
+            url,
+            pool_size=1,
+            max_overflow=2,
+            pool_pre_ping=True,
+            connect_args={"connect_timeout": CONNECT_TIMEOUT},
+        )
+    with engine.connect() as conn:
+        yield conn
+
+
+def close_connections(url: sa.URL) -> None:
+    """Close what `connection` kept for `url` (before its database is dropped)."""
+    engine = _ENGINES.pop(url.render_as_string(hide_password=False), None)
+    if engine is not None:
+        engine.dispose()
 
 
 def database_name(label: str) -> str:
@@ -48,9 +79,13 @@ def scratch_database(server: Server, label: str) -> Iterator[sa.URL]:
         )
         yield url
     finally:
+        close_connections(url)
         try:
-            _admin(server, f"DROP DATABASE IF EXISTS {_quote(name)}{_force(server)}")
-            _admin(server, f"DROP ROLE IF EXISTS {_quote(name)}")
+            _admin(
+                server,
+                f"DROP DATABASE IF EXISTS {_quote(name)}{_force(server)}",
+                f"DROP ROLE IF EXISTS {_quote(name)}",
+            )
             REAPER.remove("database", name)
         except sa.exc.OperationalError:
             # A server that has gone away took the database with it (or will serve it no more):

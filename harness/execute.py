@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from harness import editing
 from harness.commands_spec import SPECS, RevisionReferenceError, cap_rows
+from harness.database import connection
 from harness.observe import schema
 from harness.observe.migration import Revision, RevisionFileError, read_revision
 from harness.project import Project
@@ -67,14 +68,10 @@ def _run_sql(url: sa.URL, command: Command, record: CommandRecord, timeout: floa
 
 def applied_versions(url: sa.URL) -> list[str] | None:
     """The rows of the database's ``alembic_version`` (None when the table does not exist)."""
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    try:
-        with engine.connect() as conn:
-            if not sa.inspect(conn).has_table("alembic_version"):
-                return None
-            return sorted(r[0] for r in conn.execute(sa.text("SELECT version_num FROM alembic_version")))
-    finally:
-        engine.dispose()
+    with connection(url) as conn:
+        if not sa.inspect(conn).has_table("alembic_version"):
+            return None
+        return sorted(r[0] for r in conn.execute(sa.text("SELECT version_num FROM alembic_version")))
 
 
 def heads(revisions: list[Revision]) -> list[str]:

@@ -42,6 +42,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from harness.database import connection
+
 SYSTEM_SCHEMAS = ("information_schema", "pg_catalog", "pg_toast")
 
 
@@ -316,12 +318,8 @@ def catalog_schema(url: sa.URL) -> dict[str, Any]:
     renders it), ``views``, ``functions`` and ``alembic_version`` (its rows; ``None`` when the
     table does not exist). The ``alembic_version`` table itself is not listed under ``tables``.
     """
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    try:
-        with engine.connect() as conn:
-            return _catalog(conn)
-    finally:
-        engine.dispose()
+    with connection(url) as conn:
+        return _catalog(conn)
 
 
 def _catalog(conn: sa.Connection) -> dict[str, Any]:
