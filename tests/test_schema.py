@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 from helpers import session_for
 
+from harness import database
 from harness.database import scratch_database
 from harness.observe.normalise import observe
 from harness.observe.schema import catalog_schema, schema_diff, summarise_diff
@@ -251,3 +252,25 @@ def test_the_catalog_view_shows_what_the_inspector_cannot(harness_server):
     assert list(view["functions"]) == ["touch()"]
     assert "RETURN NEW" in view["functions"]["touch()"]
     assert view["alembic_version"] is None
+
+
+@pytest.mark.needs_server
+def test_the_harness_reads_a_database_through_one_connection_closed_before_the_drop(harness_server):
+    """Reads share one server process (a login each cost a process, a SCRAM exchange and cold
+    caches); it holds no transaction between reads, and it is gone before the database is dropped."""
+    with scratch_database(harness_server, "one_connection") as url:
+        pids = []
+        for _ in range(3):
+            with database.connection(url) as conn:
+                pids.append(conn.execute(sa.text("SELECT pg_backend_pid()")).scalar())
+        assert len(set(pids)) == 1
+        admin = sa.create_engine(harness_server.url, poolclass=sa.pool.NullPool)
+        try:
+            with admin.connect() as conn:
+                state = conn.execute(
+                    sa.text("SELECT state FROM pg_stat_activity WHERE pid = :pid"), {"pid": pids[0]}
+                ).scalar()
+        finally:
+            admin.dispose()
+        assert state == "idle"  # not "idle in transaction": it holds no lock while a command runs
+    assert url.database not in {engine.url.database for engine in database._ENGINES.values()}
