@@ -40,12 +40,16 @@ def one_table(scenario_id: str, models: str = OWNERS) -> str:
     return ONE_TABLE.format(id=scenario_id, models=models)
 
 
+def timeout_after(seconds: float) -> int:
+    """A command timeout derived from a measured command that does the same without its hang:
+    2 s plus five times as long, in whole seconds. A busy machine makes every command slower
+    alike, so the timeout grows with it instead of expiring before the hang begins."""
+    return math.ceil(2 + 5 * seconds)
+
+
 def timeout_for(run: Any) -> int:
-    """A command timeout derived from a measured run of the same scenario without its hang: 2 s
-    plus five times its slowest command, in whole seconds. A busy machine makes every command
-    slower alike, so the timeout grows with it instead of expiring before the hang begins."""
-    slowest = max(c.result.seconds for s in run.steps for c in s.commands if c.result is not None)
-    return math.ceil(2 + 5 * slowest)
+    """`timeout_after` the slowest command of a run of the same scenario without its hang."""
+    return timeout_after(max(c.result.seconds for s in run.steps for c in s.commands if c.result is not None))
 
 
 def processes_in(folder: Path) -> list[str]:

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from helpers import session_for
+from helpers import session_for, timeout_after
 
 from harness import account, store
 from harness.observe.normalise import observe
@@ -276,7 +276,7 @@ def test_timeout_kills_the_command_and_what_it_started(
     measured = ForkRunner(harness_stack, 600, server=forkserver).flask_db(project.root, ["--help"])
     assert measured.exit_code == 0 and "waiting" in measured.stdout, measured.stderr
     project.write_models(models + "time.sleep(600)\n")
-    timeout = 2 + 5 * measured.seconds
+    timeout = timeout_after(measured.seconds)
     result = ForkRunner(harness_stack, timeout, server=forkserver).flask_db(project.root, ["migrate"])
     assert result.timed_out and result.exit_code is None
     assert result.seconds < 600  # stopped, not waited for

@@ -363,7 +363,7 @@ def test_the_recorded_repair_verifies_on_todays_releases_and_a_search_finds_it_a
         prover = Prover(session, ARTICLE, catalogue)
         column, repaired = prover.trial(recorded.repair), prover.trial(recorded.repair + recorded.rewrite)
         assert len(prover.runs) == 1  # the rewrite changes nothing the probe runs
-        outcome = judge_repaired_article({k: v.verdict for k, v in repaired.verdicts.items()}, repaired.error)
+        outcome = judge_repaired_article(repaired.verdict_names, repaired.error)
         assert not outcome.failed, outcome.message
         assert holds_everywhere(column, repaired)
         base = prover.trial(())

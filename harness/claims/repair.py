@@ -242,6 +242,11 @@ class Trial:
         return sum(v.verdict == verdict for v in self.verdicts.values())
 
     @property
+    def verdict_names(self) -> dict[str, str]:
+        """Each claim's verdict alone (holds, drifted, ...), as the judge and the record take them."""
+        return {claim: v.verdict for claim, v in self.verdicts.items()}
+
+    @property
     def score(self) -> tuple[int, int, int]:
         """More claims holding is better; then fewer broken; then fewer not checked."""
         if self.error:

@@ -125,36 +125,32 @@ def _table(inspector: sa.Inspector, name: str, schema: str | None, default: str 
 def inspect_schema(url: sa.URL) -> dict[str, Any]:
     """The short summary (the claims read it): tables (alembic_version aside), enum types,
     sequences and the alembic_version rows, as SQLAlchemy's inspector reports them."""
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    try:
-        with engine.connect() as conn:
-            inspector = sa.inspect(conn)
-            default = inspector.default_schema_name
-            tables: dict[str, Any] = {}
-            sequences: list[str] = []
-            versions: list[str] = []
-            for schema in _user_schemas(inspector):
-                prefix = "" if schema == default else f"{schema}."
-                for name in sorted(inspector.get_table_names(schema=schema)):
-                    if name == "alembic_version":
-                        rows = conn.execute(sa.text(f'SELECT version_num FROM "{schema}".alembic_version'))
-                        versions += sorted(r[0] for r in rows)
-                        continue
-                    tables[prefix + name] = _table(inspector, name, schema, default)
-                sequences += [prefix + s for s in sorted(inspector.get_sequence_names(schema=schema))]
-            enums = sorted(
-                (
-                    {
-                        "name": ("" if e["schema"] == default else f"{e['schema']}.") + e["name"],
-                        "labels": list(e["labels"]),
-                    }
-                    for e in inspector.get_enums(schema="*")
-                ),
-                key=lambda e: e["name"],
-            )
-            has_version_table = "alembic_version" in inspector.get_table_names(schema=default)
-    finally:
-        engine.dispose()
+    with connection(url) as conn:
+        inspector = sa.inspect(conn)
+        default = inspector.default_schema_name
+        tables: dict[str, Any] = {}
+        sequences: list[str] = []
+        versions: list[str] = []
+        for schema in _user_schemas(inspector):
+            prefix = "" if schema == default else f"{schema}."
+            for name in sorted(inspector.get_table_names(schema=schema)):
+                if name == "alembic_version":
+                    rows = conn.execute(sa.text(f'SELECT version_num FROM "{schema}".alembic_version'))
+                    versions += sorted(r[0] for r in rows)
+                    continue
+                tables[prefix + name] = _table(inspector, name, schema, default)
+            sequences += [prefix + s for s in sorted(inspector.get_sequence_names(schema=schema))]
+        enums = sorted(
+            (
+                {
+                    "name": ("" if e["schema"] == default else f"{e['schema']}.") + e["name"],
+                    "labels": list(e["labels"]),
+                }
+                for e in inspector.get_enums(schema="*")
+            ),
+            key=lambda e: e["name"],
+        )
+        has_version_table = "alembic_version" in inspector.get_table_names(schema=default)
     return {
         "tables": tables,
         "enums": enums,

@@ -270,10 +270,8 @@ def summary(result: RepairResult, root: Path) -> dict[str, Any]:
         "rewrite": describe(Trial(tuple(result.rewrite.candidates))),
         "left_as_is": result.rewrite.left_as_is,
         "repaired_counts": _counts(result.verified),
-        "repaired_verdicts": {k: v.verdict for k, v in result.verified.verdicts.items()},
-        "verifies": not judge_repaired_article(
-            {k: v.verdict for k, v in result.verified.verdicts.items()}, result.verified.error
-        ).failed,
+        "repaired_verdicts": result.verified.verdict_names,
+        "verifies": not judge_repaired_article(result.verified.verdict_names, result.verified.error).failed,
         "text_path": rel(written.text_path if written else None),
         "diff_path": rel(written.diff_path if written else None),
         "added": written.added if written else 0,
@@ -368,9 +366,7 @@ class RepairedArticleItem(pytest.Item):
         self.user_properties.append(
             (SUMMARY_KEY, json.dumps(summary(result, self.config.invocation_params.dir)))
         )
-        outcome = judge_repaired_article(
-            {k: v.verdict for k, v in result.verified.verdicts.items()}, result.verified.error, blocking=False
-        )
+        outcome = judge_repaired_article(result.verified.verdict_names, result.verified.error, blocking=False)
         translate(outcome, ClaimFailed, ClaimDriftWarning)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
@@ -388,9 +384,7 @@ class RecordedRepairItem(pytest.Item):
     def runtest(self) -> None:
         result = self.config.stash[REPAIR_STASH].get(self.config)
         path = record_path(self.config)
-        verifies = not judge_repaired_article(
-            {k: v.verdict for k, v in result.verified.verdicts.items()}, result.verified.error
-        ).failed
+        verifies = not judge_repaired_article(result.verified.verdict_names, result.verified.error).failed
         observed = record_data(result)
         if self.config.getoption("snapshot_update"):
             if not verifies:

@@ -146,6 +146,16 @@ class _StackItem(pytest.Item):
     def translate(self, outcome: Outcome) -> None:
         translate(outcome, ClaimFailed, ClaimDriftWarning)
 
+    @property
+    def subject(self) -> str:
+        """What a failure names first ("claim 'x' on stack 'y'")."""
+        raise NotImplementedError
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, ClaimFailed):
+            return f"{self.subject}: {excinfo.value}"
+        return failure_text(self.subject, excinfo, super().repr_failure(excinfo, style=style))
+
 
 class TranscriptItem(_StackItem):
     """Every command the probe ran on one stack, against ``claims/transcripts/<stack>.yaml``."""
@@ -163,11 +173,9 @@ class TranscriptItem(_StackItem):
             raise ClaimFailed(str(exc)) from None
         self.translate(judge_transcript(comparison, self.stack))
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
-        if isinstance(excinfo.value, ClaimFailed):
-            return f"claims transcript on stack {self.stack!r}: {excinfo.value}"
-        prefix = f"claims transcript on stack {self.stack!r}"
-        return failure_text(prefix, excinfo, super().repr_failure(excinfo, style=style))
+    @property
+    def subject(self) -> str:
+        return f"claims transcript on stack {self.stack!r}"
 
     def reportinfo(self) -> tuple[Path, int, str]:
         return self.path, 0, f"claims transcript [{self.stack}]"
@@ -219,11 +227,9 @@ class ClaimItem(_StackItem):
             outcome = judge_claim_record(finding, comparison, self.claim.id)
         self.translate(outcome)
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
-        if isinstance(excinfo.value, ClaimFailed):
-            return f"claim {self.claim.id!r} on stack {self.stack!r}: {excinfo.value}"
-        prefix = f"claim {self.claim.id!r} on stack {self.stack!r}"
-        return failure_text(prefix, excinfo, super().repr_failure(excinfo, style=style))
+    @property
+    def subject(self) -> str:
+        return f"claim {self.claim.id!r} on stack {self.stack!r}"
 
     def reportinfo(self) -> tuple[Path, int, str]:
         return self.path, 0, f"claim {self.claim.id} [{self.stack}]"
